@@ -1,0 +1,9 @@
+//! One module per subcommand.
+
+pub mod control_plane;
+pub mod demo;
+pub mod proxy;
+pub mod resources;
+pub mod run;
+pub mod sample;
+pub mod status;
