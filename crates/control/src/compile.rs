@@ -2,10 +2,18 @@
 //!
 //! A pure function, so it can be tested with literal inputs and benchmarked without a network.
 
-use std::collections::BTreeMap;
+mod clusters;
+mod routes;
 
-use strait_api::Resource;
-use strait_mesh::ProxyConfig;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use strait_api::networking::{Gateway, VirtualService};
+use strait_api::{Resource, Spec};
+use strait_mesh::{self as mesh, ProxyConfig};
+
+use crate::registry::{CLUSTER_DOMAIN, Registry, Service, host_matches, resolve_host};
+use routes::{RouteContext, gateway_ref_matches};
 
 /// What the control plane knows about a connected proxy (from its Hello).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,6 +47,312 @@ pub enum ProxyRole {
 /// Compiles the configuration of `node` from every stored resource. The `version` field is left
 /// empty: the push server versions what it sends.
 pub fn compile(resources: &[Resource], node: &ProxyNode) -> ProxyConfig {
-    let _ = (resources, node);
-    ProxyConfig::default()
+    let registry = Registry::build(resources);
+    let mut config = ProxyConfig {
+        clusters: clusters::outbound_clusters(resources, &registry, &node.namespace),
+        ..ProxyConfig::default()
+    };
+    let virtual_services = sorted_virtual_services(resources);
+    match node.role {
+        ProxyRole::Sidecar => sidecar(&mut config, &registry, &virtual_services, node),
+        ProxyRole::Gateway => gateway(&mut config, resources, &registry, &virtual_services, node),
+    }
+    config
+}
+
+/// VirtualServices, oldest first: Istio resolves conflicts in favour of the oldest rule and
+/// concatenates gateway rules in that order.
+fn sorted_virtual_services(resources: &[Resource]) -> Vec<(&Resource, &VirtualService)> {
+    let mut out: Vec<(&Resource, &VirtualService)> = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::VirtualService(vs) => Some((r, vs)),
+            _ => None,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        a.0.metadata
+            .creation_timestamp
+            .cmp(&b.0.metadata.creation_timestamp)
+            .then_with(|| a.0.namespace().cmp(b.0.namespace()))
+            .then_with(|| a.0.name().cmp(b.0.name()))
+    });
+    out
+}
+
+fn node_ip(node: &ProxyNode) -> IpAddr {
+    node.address.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// A sidecar: one outbound listener (an explicit HTTP proxy) routing to every service, and one
+/// inbound listener per port of the services its workload backs.
+fn sidecar(
+    config: &mut ProxyConfig,
+    registry: &Registry,
+    virtual_services: &[(&Resource, &VirtualService)],
+    node: &ProxyNode,
+) {
+    let ip = node_ip(node);
+    config.listeners.push(mesh::Listener {
+        name: "virtualOutbound".into(),
+        address: SocketAddr::new(ip, mesh::ports::OUTBOUND),
+        direction: mesh::Direction::Outbound,
+        route_table: "outbound".into(),
+    });
+    let mut outbound = mesh::RouteTable {
+        name: "outbound".into(),
+        virtual_hosts: Vec::new(),
+    };
+    for service in registry.services.values() {
+        for port in service.ports.iter().filter(|p| p.is_http()) {
+            let ctx = RouteContext {
+                vs_namespace: "",
+                vs_name: String::new(),
+                port: Some(port.number),
+                gateway: "mesh",
+                node_labels: &node.labels,
+                node_namespace: &node.namespace,
+                registry,
+            };
+            let routes = mesh_routes_for(virtual_services, service, &ctx)
+                .unwrap_or_else(|| vec![default_route(service, port.number)]);
+            outbound.virtual_hosts.push(mesh::VirtualHost {
+                name: format!("{}:{}", service.host, port.number),
+                domains: aliases(&service.host, &node.namespace),
+                port: Some(port.number),
+                routes,
+            });
+        }
+    }
+    config.route_tables.push(outbound);
+    inbound(config, registry, node, ip);
+}
+
+/// Routes of the VirtualService that owns `service` for sidecars, if one does and any of its
+/// rules applies to this proxy. Istio: several VirtualServices for one host are not merged for
+/// sidecars; the oldest wins. A VirtualService none of whose rules applies here is ignored.
+fn mesh_routes_for(
+    virtual_services: &[(&Resource, &VirtualService)],
+    service: &Service,
+    base: &RouteContext<'_>,
+) -> Option<Vec<mesh::Route>> {
+    let owner = virtual_services.iter().find(|(r, vs)| {
+        vs.effective_gateways()
+            .iter()
+            .any(|g| gateway_ref_matches(g, r.namespace(), "mesh"))
+            && vs
+                .hosts
+                .iter()
+                .any(|h| host_matches(&resolve_host(h, r.namespace()), &service.host))
+    })?;
+    let (r, vs) = owner;
+    let ctx = RouteContext {
+        vs_namespace: r.namespace(),
+        vs_name: format!("{}.{}", r.name(), r.namespace()),
+        ..*base
+    };
+    let routes: Vec<mesh::Route> = vs
+        .http
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| routes::translate(&ctx, i, rule))
+        .collect();
+    (!routes.is_empty()).then_some(routes)
+}
+
+/// Default routing when no VirtualService applies: everything to the whole service, with Istio's
+/// default retry policy.
+fn default_route(service: &Service, port: u16) -> mesh::Route {
+    mesh::Route {
+        name: "default".into(),
+        action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
+            cluster: routes::cluster_name(port, "", &service.host),
+            weight: 100,
+            headers: mesh::HeaderOps::default(),
+        }]),
+        retries: Some(routes::default_retry_policy()),
+        ..mesh::Route::default()
+    }
+}
+
+/// The names a client in `client_ns` may use for a host: `reviews.default.svc.cluster.local`,
+/// `reviews.default.svc`, `reviews.default`, and `reviews` from the same namespace.
+fn aliases(host: &str, client_ns: &str) -> Vec<String> {
+    let mut out = vec![host.to_string()];
+    if let Some(rest) = host.strip_suffix(&format!(".{CLUSTER_DOMAIN}")) {
+        out.push(format!("{rest}.svc"));
+        out.push(rest.to_string());
+        if let Some((name, ns)) = rest.split_once('.')
+            && ns == client_ns
+        {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+/// Inbound listeners: one per port of the services this workload backs, forwarding to the app.
+fn inbound(config: &mut ProxyConfig, registry: &Registry, node: &ProxyNode, ip: IpAddr) {
+    let mut seen = std::collections::BTreeSet::new();
+    for service in registry.services.values() {
+        let mine = service.endpoints.iter().filter(|e| {
+            (e.workload == node.workload && e.namespace == node.namespace)
+                || (e.workload.is_empty() && e.address == ip)
+        });
+        for endpoint in mine {
+            for port in service.ports.iter().filter(|p| p.is_http()) {
+                let target = endpoint.socket_for(port).port();
+                if !seen.insert(target) {
+                    continue;
+                }
+                let name = format!("inbound|{target}||");
+                let app = SocketAddr::new(
+                    endpoint.app_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                    target,
+                );
+                config.listeners.push(mesh::Listener {
+                    name: format!("{ip}_{target}"),
+                    address: SocketAddr::new(ip, target),
+                    direction: mesh::Direction::Inbound,
+                    route_table: format!("inbound|{target}"),
+                });
+                config.route_tables.push(mesh::RouteTable {
+                    name: format!("inbound|{target}"),
+                    virtual_hosts: vec![mesh::VirtualHost {
+                        name: format!("inbound|http|{target}"),
+                        domains: vec!["*".into()],
+                        port: None,
+                        routes: vec![mesh::Route {
+                            name: "default".into(),
+                            action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
+                                cluster: name.clone(),
+                                weight: 100,
+                                headers: mesh::HeaderOps::default(),
+                            }]),
+                            ..mesh::Route::default()
+                        }],
+                    }],
+                });
+                config.clusters.push(mesh::Cluster {
+                    name,
+                    service: service.host.clone(),
+                    port: target,
+                    endpoints: vec![mesh::Endpoint {
+                        address: app,
+                        labels: BTreeMap::new(),
+                        weight: 1,
+                    }],
+                    connect_timeout_ms: 10_000,
+                    ..mesh::Cluster::default()
+                });
+            }
+        }
+    }
+}
+
+/// An ingress gateway: one listener per server port of every Gateway whose selector matches this
+/// proxy's labels, routing with the VirtualServices bound to those Gateways.
+fn gateway(
+    config: &mut ProxyConfig,
+    resources: &[Resource],
+    registry: &Registry,
+    virtual_services: &[(&Resource, &VirtualService)],
+    node: &ProxyNode,
+) {
+    let ip = node_ip(node);
+    let gateways: Vec<(&Resource, &Gateway)> = resources
+        .iter()
+        .filter_map(|r| match &r.spec {
+            Spec::Gateway(g) if crate::registry::labels_match(&g.selector, &node.labels) => Some((r, g)),
+            _ => None,
+        })
+        .collect();
+    // port -> (domain -> routes), in a stable order.
+    let mut tables: BTreeMap<u16, BTreeMap<String, Vec<mesh::Route>>> = BTreeMap::new();
+    for (gr, gw) in &gateways {
+        let gw_ref = format!("{}/{}", gr.namespace(), gr.name());
+        for server in &gw.servers {
+            let Ok(port) = u16::try_from(server.port.number) else {
+                continue;
+            };
+            // Only plaintext HTTP servers are served so far; TLS servers need certificates.
+            if !matches!(
+                server.port.protocol.to_ascii_uppercase().as_str(),
+                "HTTP" | "HTTP2" | "GRPC"
+            ) {
+                continue;
+            }
+            let table = tables.entry(port).or_default();
+            for (vr, vs) in virtual_services {
+                if !vs
+                    .gateways
+                    .iter()
+                    .any(|g| gateway_ref_matches(g, vr.namespace(), &gw_ref))
+                {
+                    continue;
+                }
+                let ctx = RouteContext {
+                    vs_namespace: vr.namespace(),
+                    vs_name: format!("{}.{}", vr.name(), vr.namespace()),
+                    port: Some(port),
+                    gateway: &gw_ref,
+                    node_labels: &node.labels,
+                    node_namespace: &node.namespace,
+                    registry,
+                };
+                for host in &vs.hosts {
+                    let Some(domain) = bind_host(&server.hosts, gr.namespace(), vr.namespace(), host) else {
+                        continue;
+                    };
+                    let routes = vs
+                        .http
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, rule)| routes::translate(&ctx, i, rule));
+                    table.entry(domain).or_default().extend(routes);
+                }
+            }
+        }
+    }
+    for (port, vhosts) in tables {
+        let table_name = format!("http.{port}");
+        config.listeners.push(mesh::Listener {
+            name: format!("0.0.0.0_{port}"),
+            address: SocketAddr::new(ip, port),
+            direction: mesh::Direction::Gateway,
+            route_table: table_name.clone(),
+        });
+        config.route_tables.push(mesh::RouteTable {
+            name: table_name,
+            virtual_hosts: vhosts
+                .into_iter()
+                .map(|(domain, routes)| mesh::VirtualHost {
+                    name: format!("{domain}:{port}"),
+                    domains: vec![domain],
+                    port: None,
+                    routes,
+                })
+                .collect(),
+        });
+    }
+}
+
+/// Istio: a VirtualService host binds to a server when it equals or falls under one of the
+/// server's hosts (`[ns/]host`, ns `*` or `.` or a name). The narrower of the two is served.
+fn bind_host(server_hosts: &[String], gw_ns: &str, vs_ns: &str, vs_host: &str) -> Option<String> {
+    let vs_host = vs_host.to_ascii_lowercase();
+    server_hosts.iter().find_map(|entry| {
+        let (ns, host) = entry.split_once('/').unwrap_or(("*", entry.as_str()));
+        if !(ns == "*" || ns == vs_ns || (ns == "." && vs_ns == gw_ns)) {
+            return None;
+        }
+        let host = host.to_ascii_lowercase();
+        if host_matches(&host, &vs_host) {
+            Some(vs_host.clone())
+        } else if host_matches(&vs_host, &host) {
+            Some(host)
+        } else {
+            None
+        }
+    })
 }

@@ -1,0 +1,181 @@
+//! A local workload: an application process plus its sidecar process, registered as a
+//! WorkloadEntry selected by a ServiceEntry, the way Istio models workloads outside Kubernetes.
+//!
+//! Each workload gets its own loopback "pod IP" (e.g. `127.10.0.5`, which Linux serves without any
+//! setup). The sidecar binds the service port and 15001 on that IP; the application listens on a
+//! twin address (`127.10.1.5`) that only its sidecar uses. A client that calls the pod IP directly
+//! therefore meets the sidecar, as a pod without a sidecar would in Istio.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::Context;
+use strait_control::registry::APP_ADDRESS_ANNOTATION;
+use tokio::process::{Child, Command};
+
+/// What runs inside the workload.
+#[derive(Debug, Clone)]
+pub enum App {
+    /// One of the built-in samples (`strait sample <name>`).
+    Sample(String),
+    /// Any command; `{listen}` in its arguments is replaced by the address it must listen on.
+    Command(Vec<String>),
+}
+
+/// One workload to start.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// WorkloadEntry name, e.g. `reviews-v2`.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Service the workload backs, e.g. `reviews`.
+    pub service: String,
+    /// Service port (also the port the app listens on).
+    pub port: u16,
+    /// Labels (`app`, `version`).
+    pub labels: BTreeMap<String, String>,
+    /// Service account (its identity).
+    pub service_account: String,
+    /// The workload's "pod IP": the sidecar binds here.
+    pub ip: Ipv4Addr,
+    /// The application.
+    pub app: App,
+    /// Extra environment for the application.
+    pub env: Vec<(String, String)>,
+}
+
+impl Workload {
+    /// The address the application itself listens on: the pod IP with the third octet set to 1.
+    pub fn app_ip(&self) -> Ipv4Addr {
+        let [a, b, _, d] = self.ip.octets();
+        Ipv4Addr::new(a, b, 1, d)
+    }
+
+    /// The ServiceEntry and WorkloadEntry that register this workload (YAML, two documents).
+    pub fn registration_yaml(&self) -> String {
+        let labels = |indent: &str| {
+            self.labels
+                .iter()
+                .map(|(k, v)| format!("{indent}{k}: {v:?}\n"))
+                .collect::<String>()
+        };
+        format!(
+            "apiVersion: networking.istio.io/v1\n\
+             kind: ServiceEntry\n\
+             metadata:\n  name: {svc}\n  namespace: {ns}\n\
+             spec:\n  hosts:\n  - {svc}.{ns}.svc.cluster.local\n  location: MESH_INTERNAL\n  resolution: STATIC\n\
+             \x20 ports:\n  - number: {port}\n    name: http\n    protocol: HTTP\n\
+             \x20 workloadSelector:\n    labels:\n      app: {app:?}\n\
+             ---\n\
+             apiVersion: networking.istio.io/v1\n\
+             kind: WorkloadEntry\n\
+             metadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n    {annotation}: \"{app_ip}\"\n\
+             spec:\n  address: \"{ip}\"\n  serviceAccount: {sa}\n  labels:\n{labels}",
+            svc = self.service,
+            ns = self.namespace,
+            port = self.port,
+            app = self
+                .labels
+                .get("app")
+                .cloned()
+                .unwrap_or_else(|| self.service.clone()),
+            name = self.name,
+            annotation = APP_ADDRESS_ANNOTATION,
+            app_ip = self.app_ip(),
+            ip = self.ip,
+            sa = self.service_account,
+            labels = labels("    "),
+        )
+    }
+
+    /// Starts the sidecar and the application as two OS processes.
+    pub fn spawn(&self, exe: &Path, control_plane: &str) -> anyhow::Result<Vec<Child>> {
+        let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let sidecar = Command::new(exe)
+            .args([
+                "proxy",
+                "--role",
+                "sidecar",
+                "--workload",
+                &self.name,
+                "--namespace",
+                &self.namespace,
+            ])
+            .args([
+                "--service-account",
+                &self.service_account,
+                "--address",
+                &self.ip.to_string(),
+            ])
+            .args(["--control-plane", control_plane, "--labels", &labels.join(",")])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the sidecar of {}", self.name))?;
+        let listen = format!("{}:{}", self.app_ip(), self.port);
+        let mut app = match &self.app {
+            App::Sample(name) => {
+                let mut c = Command::new(exe);
+                c.args(["sample", name, "--listen", &listen]);
+                c
+            }
+            App::Command(argv) => {
+                let argv: Vec<String> = argv.iter().map(|a| a.replace("{listen}", &listen)).collect();
+                let (program, args) = argv.split_first().context("the workload command is empty")?;
+                let mut c = Command::new(program);
+                c.args(args);
+                c
+            }
+        };
+        let app = app
+            .env(
+                "HTTP_PROXY",
+                format!("http://{}:{}", self.ip, strait_mesh::ports::OUTBOUND),
+            )
+            .env("STRAIT_LISTEN", &listen)
+            .env("HOSTNAME", format!("{}-{}", self.name, short_id()))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start the application of {}", self.name))?;
+        Ok(vec![sidecar, app])
+    }
+}
+
+/// A pod-name-like suffix, so `Reviews served by:` shows which instance answered.
+fn short_id() -> String {
+    let n: u32 = rand::random();
+    format!("{:05x}", n & 0xfffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_parses_as_istio_yaml() {
+        let w = Workload {
+            name: "reviews-v2".into(),
+            namespace: "default".into(),
+            service: "reviews".into(),
+            port: 9080,
+            labels: [
+                ("app".to_string(), "reviews".to_string()),
+                ("version".to_string(), "v2".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            service_account: "bookinfo-reviews".into(),
+            ip: Ipv4Addr::new(127, 10, 0, 6),
+            app: App::Sample("reviews".into()),
+            env: vec![],
+        };
+        let docs = strait_api::parse_documents(&w.registration_yaml(), "test").expect("valid registration");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(w.app_ip(), Ipv4Addr::new(127, 10, 1, 6));
+    }
+}
