@@ -3,3 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod compile;
+pub mod push;
+pub mod rest;
+pub mod server;
+pub mod store;
+
+pub use server::{ControlPlane, ControlPlaneOptions, ServerError, run, start, start_with_store};
+pub use store::{Store, StoreError};
