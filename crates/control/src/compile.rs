@@ -356,3 +356,6 @@ fn bind_host(server_hosts: &[String], gw_ns: &str, vs_ns: &str, vs_host: &str) -
         }
     })
 }
+
+#[cfg(test)]
+mod tests;
