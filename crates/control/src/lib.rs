@@ -4,6 +4,7 @@
 
 pub mod compile;
 pub mod push;
+pub mod registry;
 pub mod rest;
 pub mod server;
 pub mod store;

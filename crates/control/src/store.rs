@@ -6,6 +6,7 @@
 //! nothing and reports every problem, because a half-applied routing change is worse than none.
 
 mod disk;
+pub mod identify;
 pub mod names;
 
 use std::collections::BTreeMap;
@@ -332,25 +333,17 @@ impl Store {
     /// Deletes every Istio resource named in `text` (like `kubectl delete -f`). Resources that do
     /// not exist are reported in [`StoreError::PartlyNotFound`]; the others are still deleted.
     pub fn delete_text(&self, text: &str, source: &str) -> Result<WriteOutcome, StoreError> {
-        let docs = parse_documents(text, source).map_err(StoreError::Invalid)?;
-        let mut outcome = WriteOutcome::default();
+        let (keys, notes) = identify::identify_documents(text, source).map_err(StoreError::Invalid)?;
+        let mut outcome = WriteOutcome {
+            results: Vec::new(),
+            notes,
+        };
         let mut missing = Vec::new();
-        for doc in docs {
-            match doc {
-                Document::Istio(r) => {
-                    let key = ResourceKey::of(&r);
-                    match self.delete(key.kind, &key.namespace, &key.name) {
-                        Ok(_) => outcome.results.push(ActionResult::new(&key, Action::Deleted)),
-                        Err(StoreError::NotFound(key)) => missing.push(key),
-                        Err(e) => return Err(e),
-                    }
-                }
-                Document::Kubernetes(obj) => outcome.notes.push(format!(
-                    "{}/{} skipped: Kubernetes {} objects are not stored by the control plane",
-                    obj.kind.to_ascii_lowercase(),
-                    obj.metadata.name,
-                    obj.kind
-                )),
+        for key in keys {
+            match self.delete(key.kind, &key.namespace, &key.name) {
+                Ok(_) => outcome.results.push(ActionResult::new(&key, Action::Deleted)),
+                Err(StoreError::NotFound(key)) => missing.push(key),
+                Err(e) => return Err(e),
             }
         }
         if missing.is_empty() {

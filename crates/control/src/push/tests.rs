@@ -33,8 +33,7 @@ fn dr(name: &str) -> String {
     )
 }
 
-const VS: &str =
-    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec: {hosts: [a]}\n";
+const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\nspec: {hosts: [a], http: [{route: [{destination: {host: a}}]}]}\n";
 
 async fn serve(compiler: Compiler) -> (Arc<Store>, Arc<PushServer>, SocketAddr) {
     let store = Arc::new(Store::in_memory());

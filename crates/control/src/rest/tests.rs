@@ -120,7 +120,7 @@ async fn invalid_apply_is_422_and_changes_nothing() {
     call(&cp, "POST", "/api/v1/apply", BOOKINFO).await;
     let revision = cp.store.revision();
     let bad = format!(
-        "{BOOKINFO}\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: Bad}}\nspec: {{}}\n"
+        "{BOOKINFO}\n---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: Bad}}\nspec: {{servers: [{{port: {{number: 80, name: http, protocol: HTTP}}, hosts: [\"*\"]}}]}}\n"
     );
     let (status, body) = call(&cp, "POST", "/api/v1/apply", &bad).await;
     assert_eq!(status, 422, "{body}");

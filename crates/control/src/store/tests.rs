@@ -226,7 +226,7 @@ fn list_filters_and_delete_reports_missing() {
         err.to_string(),
         "gateways.networking.istio.io \"nope\" not found in namespace \"default\""
     );
-    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gone}\nspec: {}\n";
+    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gone}\nspec: {servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: [\"*\"]}]}\n";
     match store.delete_text(&format!("{VS}\n---\n{gw}"), "d.yaml") {
         Err(StoreError::PartlyNotFound { deleted, missing }) => {
             assert_eq!(actions(&deleted), [Action::Deleted]);
