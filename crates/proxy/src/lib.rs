@@ -1,1 +1,225 @@
-//! placeholder
+//! The Strait data plane: one proxy for the sidecar (outbound explicit HTTP proxy + inbound) and
+//! ingress gateway roles, executing a [`strait_mesh::ProxyConfig`] with Istio/Envoy semantics.
+//!
+//! A configuration is compiled once ([`Proxy::apply`]) into runtime tables held in an `ArcSwap`;
+//! each request loads that snapshot once and keeps it to the end, so swaps never block or tear
+//! requests. Failures answer with the status, body and response flag Envoy would produce.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod access_log;
+mod admin;
+mod cluster;
+mod error;
+mod headers;
+mod listener;
+mod matcher;
+mod pipeline;
+mod policy;
+mod reply;
+mod route;
+mod snapshot;
+mod stats;
+mod upstream;
+pub mod xds;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use strait_mesh::ProxyConfig;
+use tokio::net::TcpListener;
+
+pub use error::{ApplyError, ProxyError};
+
+use cluster::ClientCache;
+use listener::RunningListener;
+use snapshot::{ListenerKey, Snapshot};
+use stats::Stats;
+
+/// How a proxy is started.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Proxy identity (e.g. `sidecar~10.0.0.1~reviews-v1.default`), used as the metrics source.
+    pub id: String,
+    /// Where the admin endpoint listens; `None` disables it.
+    pub admin_addr: Option<SocketAddr>,
+    /// Print one Envoy-format access-log line per request to stdout.
+    pub access_log: bool,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            id: String::new(),
+            admin_addr: None,
+            access_log: true,
+        }
+    }
+}
+
+/// A running proxy. Cloning is cheap and every clone drives the same proxy.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+/// Shared state behind [`Proxy`].
+#[derive(Debug)]
+pub(crate) struct Inner {
+    opts: ProxyOptions,
+    id: Arc<str>,
+    snapshot: ArcSwapOption<Snapshot>,
+    stats: Stats,
+    /// Held only while applying, never by requests.
+    state: tokio::sync::Mutex<ApplyState>,
+    /// Listener name → bound address (differs from the config for port 0).
+    bound: ArcSwap<HashMap<String, SocketAddr>>,
+}
+
+#[derive(Debug, Default)]
+struct ApplyState {
+    listeners: HashMap<ListenerKey, RunningListener>,
+    clients: ClientCache,
+}
+
+impl Proxy {
+    /// Creates a proxy with no configuration: nothing is bound until [`Proxy::apply`].
+    pub fn new(opts: ProxyOptions) -> Self {
+        let id = Arc::from(if opts.id.is_empty() {
+            "unknown"
+        } else {
+            opts.id.as_str()
+        });
+        Proxy {
+            inner: Arc::new(Inner {
+                opts,
+                id,
+                snapshot: ArcSwapOption::empty(),
+                stats: Stats::default(),
+                state: tokio::sync::Mutex::new(ApplyState::default()),
+                bound: ArcSwap::from_pointee(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Compiles `cfg`, binds new listeners, swaps the config in atomically and closes listeners
+    /// that are gone. On any error nothing changes: the previous config keeps serving and the
+    /// error is the NACK reason.
+    pub async fn apply(&self, cfg: ProxyConfig) -> Result<(), ApplyError> {
+        let mut state = self.inner.state.lock().await;
+        let snap = Snapshot::compile(cfg, &mut state.clients)?;
+        let mut fresh = Vec::new();
+        for l in &snap.config.listeners {
+            let key = ListenerKey::of(l);
+            if state.listeners.contains_key(&key) {
+                continue;
+            }
+            // A failed bind drops `fresh`, closing what this call bound: all or nothing.
+            let socket = TcpListener::bind(l.address)
+                .await
+                .map_err(|source| ApplyError::Bind {
+                    listener: l.name.clone(),
+                    address: l.address,
+                    source,
+                })?;
+            fresh.push((key, socket));
+        }
+        let snap = Arc::new(snap);
+        self.inner.snapshot.store(Some(snap.clone()));
+        state.listeners.retain(|k, _| snap.listeners.contains_key(k));
+        for (key, socket) in fresh {
+            let running = listener::spawn(Arc::downgrade(&self.inner), key.clone(), socket);
+            state.listeners.insert(key, running);
+        }
+        let bound = snap
+            .config
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                state
+                    .listeners
+                    .get(&ListenerKey::of(l))
+                    .map(|r| (l.name.clone(), r.bound))
+            })
+            .collect();
+        self.inner.bound.store(Arc::new(bound));
+        tracing::info!(version = %snap.config.version, listeners = snap.listeners.len(), "config applied");
+        Ok(())
+    }
+
+    /// The configuration being served, if any (for the config dump and ACK bookkeeping).
+    pub fn running(&self) -> Option<Arc<ProxyConfig>> {
+        self.inner.snapshot.load().as_ref().map(|s| s.config.clone())
+    }
+
+    /// The address a listener is bound to; differs from the config when it asked for port 0.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.inner.bound.load().get(name).copied()
+    }
+
+    /// Serves the admin endpoint on `admin_addr` until an accept error: `GET /config_dump`,
+    /// `GET /ready` (503 until a config is applied) and `GET /stats/prometheus`.
+    pub async fn serve_admin(&self) -> Result<(), ProxyError> {
+        let address = self.inner.opts.admin_addr.ok_or(ProxyError::NoAdminAddress)?;
+        let socket = TcpListener::bind(address)
+            .await
+            .map_err(|source| ProxyError::AdminBind { address, source })?;
+        self.serve_admin_on(socket).await
+    }
+
+    /// Same as [`Proxy::serve_admin`] on an already bound socket (lets tests use port 0).
+    pub async fn serve_admin_on(&self, socket: TcpListener) -> Result<(), ProxyError> {
+        admin::serve(self.inner.clone(), socket).await
+    }
+}
+
+/// Reads a static [`ProxyConfig`] from a JSON or YAML file (JSON when the name ends in `.json`
+/// or the content starts with `{`).
+pub async fn load_static(path: &Path) -> Result<ProxyConfig, ProxyError> {
+    let text = tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| ProxyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    parse_config(path, &text)
+}
+
+fn parse_config(path: &Path, text: &str) -> Result<ProxyConfig, ProxyError> {
+    let json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    if json {
+        serde_json::from_str(text).map_err(|e| ProxyError::Parse {
+            path: path.to_path_buf(),
+            format: "JSON",
+            reason: e.to_string(),
+        })
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| ProxyError::Parse {
+            path: path.to_path_buf(),
+            format: "YAML",
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_yaml_and_json() {
+        let yaml = "version: v1\nlisteners:\n- name: out\n  address: 127.0.0.1:15001\n  routeTable: outbound\n\
+                    routeTables:\n- name: outbound\n  virtualHosts:\n  - name: r\n    domains: ['*']\n    routes:\n\
+                    \x20   - name: all\n      action:\n        forward:\n        - cluster: c\n          weight: 1\n";
+        let cfg = parse_config(Path::new("x.yaml"), yaml).unwrap();
+        assert_eq!(cfg.version, "v1");
+        assert_eq!(cfg.route_tables[0].virtual_hosts[0].routes[0].name, "all");
+        let json = String::from_utf8(cfg.to_json()).unwrap();
+        assert_eq!(parse_config(Path::new("x"), &json).unwrap(), cfg);
+        let err = parse_config(Path::new("x.yaml"), "listeners: 3").unwrap_err();
+        assert!(err.to_string().contains("YAML"), "{err}");
+    }
+}

@@ -70,7 +70,10 @@ async fn apply_push(proxy: &Proxy, push: ConfigPush) -> proxy_message::Kind {
     let version = push.version.clone();
     let nack = |reason: String| {
         tracing::warn!(%version, %reason, "rejecting pushed config (NACK)");
-        proxy_message::Kind::Nack(Nack { version: version.clone(), reason })
+        proxy_message::Kind::Nack(Nack {
+            version: version.clone(),
+            reason,
+        })
     };
     let mut config = match ProxyConfig::from_json(&push.config_json) {
         Ok(c) => c,

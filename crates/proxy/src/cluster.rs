@@ -1,0 +1,270 @@
+//! Upstream clusters at runtime: endpoints, load-balancer state, circuit-breaker counters and the
+//! pooled HTTP client that talks to them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use strait_mesh::{Cluster, LbPolicy, UpstreamProtocol};
+
+/// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
+pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
+/// Pooled keep-alive client; the pool is keyed by endpoint address.
+pub(crate) type HttpClient = Client<HttpConnector, UpBody>;
+
+/// Istio's default connect timeout (meshConfig.connectTimeout).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Istio's default idle timeout for upstream connections.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Settings that decide which pooled client a cluster uses; clusters that agree share one, and
+/// the client survives config swaps so warm connections are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ClientKey {
+    http2: bool,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    keep_alive: bool,
+}
+
+impl ClientKey {
+    fn of(c: &Cluster) -> Self {
+        let pool = c.connection_pool.as_ref();
+        ClientKey {
+            http2: c.protocol == UpstreamProtocol::Http2,
+            connect_timeout: match c.connect_timeout_ms {
+                0 => DEFAULT_CONNECT_TIMEOUT,
+                ms => Duration::from_millis(ms),
+            },
+            idle_timeout: pool
+                .and_then(|p| p.idle_timeout_ms)
+                .filter(|t| *t > 0)
+                .map_or(DEFAULT_IDLE_TIMEOUT, Duration::from_millis),
+            // Istio: maxRequestsPerConnection 1 disables keep-alive.
+            keep_alive: pool.and_then(|p| p.max_requests_per_connection) != Some(1),
+        }
+    }
+
+    fn build(self) -> HttpClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_nodelay(true);
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_idle_timeout(self.idle_timeout).http2_only(self.http2);
+        if !self.keep_alive {
+            b.pool_max_idle_per_host(0);
+        }
+        b.build(connector)
+    }
+}
+
+/// Clients kept across applies.
+pub(crate) type ClientCache = HashMap<ClientKey, HttpClient>;
+
+/// One endpoint with its in-flight request count (for LEAST_REQUEST).
+#[derive(Debug)]
+pub(crate) struct EndpointRt {
+    pub(crate) addr: SocketAddr,
+    pub(crate) authority: Authority,
+    pub(crate) version: Option<Arc<str>>,
+    pub(crate) app: Option<Arc<str>>,
+    active: Arc<AtomicUsize>,
+}
+
+/// A cluster ready for requests.
+#[derive(Debug)]
+pub(crate) struct ClusterRt {
+    pub(crate) service: Arc<str>,
+    pub(crate) endpoints: Vec<EndpointRt>,
+    lb: LbPolicy,
+    rr: AtomicUsize,
+    pub(crate) client: HttpClient,
+    /// Envoy circuit breaker: in-flight requests above this get 503 UO.
+    limit: Option<usize>,
+    active: Arc<AtomicUsize>,
+    http2: bool,
+}
+
+/// Decrements an in-flight counter when the request (and its response body) is done.
+#[derive(Debug)]
+pub(crate) struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn enter(counter: &Arc<AtomicUsize>) -> ActiveGuard {
+    counter.fetch_add(1, Ordering::Relaxed);
+    ActiveGuard(counter.clone())
+}
+
+impl ClusterRt {
+    /// Builds runtime state, reusing a pooled client from `cache` when one fits.
+    pub(crate) fn compile(c: &Cluster, cache: &mut ClientCache) -> Self {
+        let key = ClientKey::of(c);
+        let client = cache.entry(key).or_insert_with(|| key.build()).clone();
+        let endpoints = c
+            .endpoints
+            .iter()
+            .filter_map(|e| {
+                // A SocketAddr always renders as a valid authority; skip defensively otherwise.
+                let authority = Authority::try_from(e.address.to_string()).ok()?;
+                Some(EndpointRt {
+                    addr: e.address,
+                    authority,
+                    version: e.labels.get("version").map(|v| Arc::from(v.as_str())),
+                    app: e.labels.get("app").map(|v| Arc::from(v.as_str())),
+                    active: Arc::new(AtomicUsize::new(0)),
+                })
+            })
+            .collect();
+        let limit = c.connection_pool.as_ref().and_then(|p| {
+            let per_conn = match (c.protocol, p.max_connections, p.max_pending_requests) {
+                // HTTP/1 carries one request per connection: the rest wait in the pending queue.
+                (UpstreamProtocol::Http1, Some(conns), Some(pending)) => {
+                    Some(conns as usize + pending as usize)
+                }
+                _ => None,
+            };
+            match (p.max_requests.map(|r| r as usize), per_conn) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        });
+        ClusterRt {
+            service: Arc::from(c.service.as_str()),
+            endpoints,
+            lb: c.lb_policy,
+            rr: AtomicUsize::new(0),
+            client,
+            limit,
+            active: Arc::new(AtomicUsize::new(0)),
+            http2: c.protocol == UpstreamProtocol::Http2,
+        }
+    }
+
+    /// Whether endpoints speak h2c.
+    pub(crate) fn is_http2(&self) -> bool {
+        self.http2
+    }
+
+    /// Admits a request under the circuit breaker, or `None` for 503 UO.
+    pub(crate) fn admit(&self) -> Option<ActiveGuard> {
+        let guard = enter(&self.active);
+        match self.limit {
+            Some(limit) if self.active.load(Ordering::Relaxed) > limit => None,
+            _ => Some(guard),
+        }
+    }
+
+    /// Picks an endpoint, avoiding `tried` when possible (Istio `retryIgnorePreviousHosts`).
+    pub(crate) fn pick(&self, tried: &[usize]) -> Option<(usize, ActiveGuard)> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let mut choice = 0;
+        // Envoy makes a few host-selection attempts before settling for a previous host.
+        for _ in 0..5 {
+            choice = self.pick_once(n);
+            if !tried.contains(&choice) {
+                break;
+            }
+        }
+        let ep = self.endpoints.get(choice)?;
+        Some((choice, enter(&ep.active)))
+    }
+
+    fn pick_once(&self, n: usize) -> usize {
+        if n == 1 {
+            return 0;
+        }
+        match self.lb {
+            LbPolicy::RoundRobin => self.rr.fetch_add(1, Ordering::Relaxed) % n,
+            LbPolicy::Random => rand::random_range(0..n),
+            LbPolicy::LeastRequest => {
+                // Power of two choices over in-flight requests, as Envoy's default LEAST_REQUEST.
+                let a = rand::random_range(0..n);
+                let b = (a + rand::random_range(1..n)) % n;
+                let load = |i: usize| {
+                    self.endpoints
+                        .get(i)
+                        .map_or(usize::MAX, |e| e.active.load(Ordering::Relaxed))
+                };
+                if load(b) < load(a) { b } else { a }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strait_mesh::{ConnectionPool, Endpoint};
+
+    fn cluster(lb: LbPolicy, n: u16) -> Cluster {
+        Cluster {
+            name: "c".into(),
+            lb_policy: lb,
+            endpoints: (0..n)
+                .map(|i| Endpoint {
+                    address: SocketAddr::from(([127, 0, 0, 1], 1000 + i)),
+                    labels: Default::default(),
+                    weight: 1,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn round_robin_rotates_and_retries_avoid_previous_hosts() {
+        let c = ClusterRt::compile(&cluster(LbPolicy::RoundRobin, 3), &mut ClientCache::new());
+        let picks: Vec<usize> = (0..6).map(|_| c.pick(&[]).map(|p| p.0).unwrap()).collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+        for _ in 0..20 {
+            assert_ne!(c.pick(&[0]).unwrap().0, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn least_request_prefers_idle_endpoints() {
+        let c = ClusterRt::compile(&cluster(LbPolicy::LeastRequest, 2), &mut ClientCache::new());
+        let (busy, _g) = c.pick(&[]).unwrap();
+        for _ in 0..50 {
+            let (i, _g2) = c.pick(&[]).unwrap();
+            assert_ne!(
+                i, busy,
+                "with two endpoints both are sampled, the idle one must win"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn circuit_breaker_limits_in_flight_requests() {
+        let mut def = cluster(LbPolicy::Random, 1);
+        def.connection_pool = Some(ConnectionPool {
+            max_connections: Some(1),
+            max_pending_requests: Some(1),
+            ..Default::default()
+        });
+        let c = ClusterRt::compile(&def, &mut ClientCache::new());
+        let a = c.admit();
+        let b = c.admit();
+        assert!(a.is_some() && b.is_some());
+        assert!(c.admit().is_none());
+        drop(a);
+        assert!(c.admit().is_some());
+    }
+}

@@ -1,0 +1,288 @@
+//! The request path, in the order a request travels: load the snapshot → canonicalize → route →
+//! CORS → action (direct response, redirect, or forward) → response edits → metrics and access log.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use hyper::body::Incoming;
+use strait_mesh::Direction;
+
+use crate::Inner;
+use crate::access_log::LogEntry;
+use crate::matcher::RequestView;
+use crate::reply::{Flags, RespBody, local};
+use crate::route::{Action, split_authority};
+use crate::snapshot::{ListenerKey, ListenerRt, Snapshot};
+use crate::stats::RequestLabels;
+use crate::upstream;
+
+/// Where a connection arrived.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    pub(crate) key: ListenerKey,
+    pub(crate) local: SocketAddr,
+    pub(crate) remote: SocketAddr,
+}
+
+/// What the request stages learned, for the response edits, metrics and the access log.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) flags: Flags,
+    pub(crate) details: &'static str,
+    pub(crate) cluster: Option<usize>,
+    pub(crate) cluster_name: Option<Arc<str>>,
+    pub(crate) endpoint: Option<usize>,
+    pub(crate) upstream_time: Option<std::time::Duration>,
+    pub(crate) route_name: Option<Arc<str>>,
+    pub(crate) bytes_received: u64,
+}
+
+/// The request as the routing stages see it, computed once.
+pub(crate) struct Canon {
+    pub(crate) authority: String,
+    pub(crate) scheme: &'static str,
+    pub(crate) listener_port: u16,
+}
+
+/// Entry point for every request on every listener.
+pub(crate) async fn serve(
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    let started = Instant::now();
+    let mut log = inner.opts.access_log.then(|| LogEntry {
+        start: Some(SystemTime::now()),
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_string(), |p| p.to_string()),
+        protocol: protocol(req.version()),
+        xff: header_str(req.headers(), "x-forwarded-for"),
+        user_agent: header_str(req.headers(), "user-agent"),
+        downstream_local: Some(conn.local),
+        downstream_remote: Some(conn.remote),
+        ..Default::default()
+    });
+    // One load per request: a config swap never tears a request in flight.
+    let snap = inner.snapshot.load_full();
+    let mut outcome = Outcome::default();
+    let (mut resp, direction, authority, request_id) = match snap.as_ref().and_then(|s| {
+        let l = s.listeners.get(&conn.key)?;
+        Some((s, l))
+    }) {
+        Some((snap, listener)) => {
+            let canon = canonicalize(&req, conn.local.port());
+            let request_id = header_str(req.headers(), "x-request-id");
+            let authority = canon.authority.clone();
+            let resp = route_request(snap, listener, &canon, req, &mut outcome).await;
+            (resp, listener.direction, authority, request_id)
+        }
+        None => {
+            // The listener is being removed or no config is live yet.
+            outcome.flags.insert(Flags::NR);
+            outcome.details = "route_not_found";
+            (
+                local(StatusCode::NOT_FOUND, Bytes::new()),
+                Direction::Outbound,
+                String::new(),
+                None,
+            )
+        }
+    };
+    // Istio: `server: envoy` leaving through the client sidecar, `istio-envoy` on inbound/gateway.
+    let server = match direction {
+        Direction::Outbound => HeaderValue::from_static("envoy"),
+        Direction::Inbound | Direction::Gateway => HeaderValue::from_static("istio-envoy"),
+    };
+    resp.headers_mut().insert(header::SERVER, server);
+
+    let cluster = snap
+        .as_ref()
+        .and_then(|s| outcome.cluster.and_then(|i| s.clusters.get(i)));
+    let endpoint = cluster.and_then(|c| outcome.endpoint.and_then(|i| c.endpoints.get(i)));
+    inner.stats.record(RequestLabels {
+        reporter: match direction {
+            Direction::Inbound => "destination",
+            Direction::Outbound | Direction::Gateway => "source",
+        },
+        source_workload: inner.id.clone(),
+        destination_service: cluster
+            .map(|c| c.service.clone())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| Arc::from("unknown")),
+        destination_app: endpoint.and_then(|e| e.app.clone()),
+        destination_version: endpoint.and_then(|e| e.version.clone()),
+        destination_cluster: outcome.cluster_name.clone(),
+        response_code: resp.status().as_u16(),
+        response_flags: outcome.flags,
+    });
+    if let Some(log) = log.as_mut() {
+        log.status = resp.status().as_u16();
+        log.flags = outcome.flags;
+        log.details = outcome.details;
+        log.duration = started.elapsed();
+        log.upstream_time = outcome.upstream_time;
+        log.authority = authority;
+        log.request_id = request_id;
+        log.upstream_host = endpoint.map(|e| e.addr);
+        log.upstream_cluster = outcome.cluster_name.clone();
+        log.route_name = outcome.route_name.clone();
+        log.bytes_received = outcome.bytes_received;
+        log.bytes_sent = resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        log.write();
+    }
+    Ok(resp)
+}
+
+fn protocol(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// Authority from the URI (absolute-form from an explicit-proxy client, or HTTP/2 `:authority`),
+/// else the Host header.
+fn canonicalize(req: &Request<Incoming>, listener_port: u16) -> Canon {
+    let authority = match req.uri().authority() {
+        Some(a) => a.as_str().to_string(),
+        None => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+    };
+    let scheme = if req.uri().scheme_str() == Some("https") {
+        "https"
+    } else {
+        "http"
+    };
+    Canon {
+        authority,
+        scheme,
+        listener_port,
+    }
+}
+
+async fn route_request(
+    snap: &Arc<Snapshot>,
+    listener: &ListenerRt,
+    canon: &Canon,
+    req: Request<Incoming>,
+    outcome: &mut Outcome,
+) -> Response<RespBody> {
+    let Some(table) = snap.tables.get(listener.table) else {
+        return no_route(outcome);
+    };
+    let (host, port) = split_authority(&canon.authority);
+    let host: Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        host.into()
+    };
+    let Some(vhost) = table.vhost(&host, port) else {
+        return no_route(outcome);
+    };
+    let view = RequestView {
+        path: req.uri().path(),
+        query: req.uri().query(),
+        method: req.method().as_str(),
+        authority: &canon.authority,
+        scheme: canon.scheme,
+        port: canon.listener_port,
+        headers: req.headers(),
+    };
+    let Some(selected) = vhost.route(&view) else {
+        return no_route(outcome);
+    };
+    let route = selected.route.clone();
+    let matched_prefix = selected.matched_prefix;
+    outcome.route_name = Some(route.name.clone());
+
+    // CORS: a matched preflight is answered here; otherwise remember the origin for the response.
+    let cors_origin = match &route.cors {
+        Some(cors) => match cors.allowed_origin(req.headers()) {
+            Some(origin)
+                if req.method() == Method::OPTIONS
+                    && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) =>
+            {
+                let mut resp = local(StatusCode::OK, Bytes::new());
+                cors.preflight(origin, resp.headers_mut());
+                outcome.details = "cors_response";
+                return resp;
+            }
+            Some(origin) => Some(origin.clone()),
+            None => None,
+        },
+        None => None,
+    };
+
+    let mut resp = match &route.action {
+        Action::Direct { status, body } => {
+            outcome.details = "direct_response";
+            local(*status, body.clone().unwrap_or_default())
+        }
+        Action::Redirect(r) => {
+            outcome.details = "direct_response";
+            let location = r.location(
+                canon.scheme,
+                &canon.authority,
+                view.path,
+                view.query,
+                matched_prefix,
+            );
+            let mut resp = local(r.code, Bytes::new());
+            match HeaderValue::from_str(&location) {
+                Ok(v) => {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => return local(StatusCode::BAD_REQUEST, "invalid redirect location"),
+            }
+            resp
+        }
+        Action::Forward(weighted) => {
+            let matched_prefix = matched_prefix.map(str::to_string);
+            return upstream::forward(
+                snap,
+                &route,
+                weighted,
+                canon,
+                matched_prefix.as_deref(),
+                req,
+                cors_origin,
+                outcome,
+            )
+            .await;
+        }
+    };
+    route.headers.response.apply(resp.headers_mut());
+    if let (Some(cors), Some(origin)) = (&route.cors, &cors_origin) {
+        cors.simple(origin, resp.headers_mut());
+    }
+    resp
+}
+
+/// Istio adds no default route: 404 with an empty body and flag NR.
+fn no_route(outcome: &mut Outcome) -> Response<RespBody> {
+    outcome.flags.insert(Flags::NR);
+    outcome.details = "route_not_found";
+    local(StatusCode::NOT_FOUND, Bytes::new())
+}

@@ -1,0 +1,462 @@
+//! Forwarding: fault → destination → cluster → request edits → mirrors → tries (timeout, retries)
+//! → response edits. Every failure becomes the status, body and flag Envoy would give.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
+
+use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt, UpBody};
+use crate::headers::strip_hop_by_hop;
+use crate::pipeline::{Canon, Outcome};
+use crate::policy::{RetryPolicy, chance};
+use crate::reply::{self, Flags, RespBody, local};
+use crate::route::{CRoute, Weighted};
+use crate::snapshot::Snapshot;
+
+const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+const RQ_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
+const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
+const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// Envoy's default retry back-off base and cap.
+const BACKOFF_BASE: Duration = Duration::from_millis(25);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+/// Why one try failed before response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TryError {
+    ConnectFailure,
+    RefusedStream,
+    Reset,
+    PerTryTimeout,
+}
+
+/// The upstream request minus its body, shared by every try and mirror.
+struct Template {
+    method: Method,
+    path: PathAndQuery,
+    headers: HeaderMap,
+}
+
+/// Forwards a request on a `Forward` route.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn forward(
+    snap: &Arc<Snapshot>,
+    route: &Arc<CRoute>,
+    weighted: &Weighted,
+    canon: &Canon,
+    matched_prefix: Option<&str>,
+    req: Request<Incoming>,
+    cors_origin: Option<HeaderValue>,
+    outcome: &mut Outcome,
+) -> Response<RespBody> {
+    // Fault filter: runs after route selection, before the router, so aborts are never retried.
+    if let Some(fault) = &route.fault {
+        if let Some((delay, pct)) = fault.delay
+            && chance(pct)
+        {
+            tokio::time::sleep(delay).await;
+            outcome.flags.insert(Flags::DI);
+        }
+        if let Some((status, pct)) = fault.abort
+            && chance(pct)
+        {
+            outcome.flags.insert(Flags::FI);
+            outcome.details = "fault_filter_abort";
+            return local(status, reply::FAULT_ABORT);
+        }
+    }
+    let Some(dest) = weighted.pick() else {
+        return fail(
+            outcome,
+            Flags::NC,
+            "cluster_not_found",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "",
+        );
+    };
+    outcome.cluster_name = Some(dest.cluster_name.clone());
+    let Some((ci, cluster)) = dest.cluster.and_then(|i| snap.clusters.get(i).map(|c| (i, c))) else {
+        // Istio: a route to an undefined subset is 503 NC with an empty body.
+        return fail(
+            outcome,
+            Flags::NC,
+            "cluster_not_found",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "",
+        );
+    };
+    outcome.cluster = Some(ci);
+    if cluster.endpoints.is_empty() {
+        return fail(
+            outcome,
+            Flags::UH,
+            "no_healthy_upstream",
+            StatusCode::SERVICE_UNAVAILABLE,
+            reply::NO_HEALTHY,
+        );
+    }
+    let Some(admitted) = cluster.admit() else {
+        return fail(
+            outcome,
+            Flags::UO,
+            "overflow",
+            StatusCode::SERVICE_UNAVAILABLE,
+            reply::OVERFLOW,
+        );
+    };
+
+    let (parts, body) = req.into_parts();
+    let mut headers = parts.headers;
+    // Envoy honours the per-request timeout header from the client, then drops it.
+    let header_timeout = headers
+        .remove(RQ_TIMEOUT)
+        .and_then(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
+    let timeout = match header_timeout {
+        Some(0) => None,
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => route.timeout,
+    };
+    strip_hop_by_hop(&mut headers);
+    headers.remove(ATTEMPT_COUNT);
+    route.headers.request.apply(&mut headers);
+    dest.headers.request.apply(&mut headers);
+    let authority = route
+        .rewrite
+        .as_ref()
+        .and_then(|r| r.authority.as_deref())
+        .or(dest.headers.request.authority.as_deref())
+        .or(route.headers.request.authority.as_deref())
+        .unwrap_or(&canon.authority);
+    if let Ok(v) = HeaderValue::from_str(authority) {
+        headers.insert(header::HOST, v);
+    }
+    let original = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let path = match route
+        .rewrite
+        .as_ref()
+        .and_then(|r| r.path(original.path(), matched_prefix))
+    {
+        None => original,
+        Some(new_path) => {
+            let full = match original.query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path,
+            };
+            match PathAndQuery::try_from(full) {
+                Ok(p) => {
+                    if let Ok(v) = HeaderValue::from_str(original.as_str()) {
+                        headers.insert(ORIGINAL_PATH, v);
+                    }
+                    p
+                }
+                Err(_) => return local(StatusCode::BAD_REQUEST, "rewritten path is not a valid URI path"),
+            }
+        }
+    };
+    if !headers.contains_key(REQUEST_ID) {
+        headers.insert(REQUEST_ID, request_id());
+    }
+    if !headers.contains_key(FORWARDED_PROTO) {
+        headers.insert(FORWARDED_PROTO, HeaderValue::from_static(canon.scheme));
+    }
+    let template = Template {
+        method: parts.method,
+        path,
+        headers,
+    };
+
+    // Retries and mirrors need the body more than once, so it is buffered for them only.
+    let mut body = if route.retries.is_some() || !route.mirrors.is_empty() {
+        match body.collect().await {
+            Ok(b) => {
+                let b = b.to_bytes();
+                outcome.bytes_received = b.len() as u64;
+                Either::Left(b)
+            }
+            Err(_) => {
+                outcome.flags.insert(Flags::DC);
+                outcome.details = "downstream_remote_disconnect";
+                return local(StatusCode::BAD_REQUEST, "");
+            }
+        }
+    } else {
+        outcome.bytes_received = template
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(0);
+        Either::Right(Some(body))
+    };
+
+    if let Either::Left(buffered) = &body {
+        for m in &route.mirrors {
+            if chance(m.percentage) {
+                mirror(snap, m.cluster, &template, buffered.clone());
+            }
+        }
+    }
+
+    let tries = run_tries(cluster, route.retries.as_ref(), &template, &mut body, outcome);
+    let result = match timeout {
+        Some(t) => tokio::time::timeout(t, tries).await.ok(),
+        None => Some(tries.await),
+    };
+    let Some(result) = result else {
+        return fail(
+            outcome,
+            Flags::UT,
+            "upstream_response_timeout",
+            StatusCode::GATEWAY_TIMEOUT,
+            reply::TIMEOUT,
+        );
+    };
+    let (resp, ep_guard, sent_at) = match result {
+        Ok(ok) => ok,
+        Err((e, retried)) => {
+            let (flag, details, status, body) = match e {
+                TryError::ConnectFailure => (
+                    Flags::UF,
+                    "upstream_reset_before_response_started{connection_failure}",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    if retried {
+                        reply::CONNECT_FAILURE_RETRIED
+                    } else {
+                        reply::CONNECT_FAILURE
+                    },
+                ),
+                TryError::PerTryTimeout => (
+                    Flags::UT,
+                    "upstream_per_try_timeout",
+                    StatusCode::GATEWAY_TIMEOUT,
+                    reply::TIMEOUT,
+                ),
+                TryError::Reset | TryError::RefusedStream => (
+                    Flags::UC,
+                    "upstream_reset_before_response_started{connection_termination}",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reply::RESET,
+                ),
+            };
+            return fail(outcome, flag, details, status, body);
+        }
+    };
+    outcome.upstream_time = Some(sent_at.elapsed());
+    outcome.details = "via_upstream";
+    let (mut rparts, rbody) = resp.into_parts();
+    strip_hop_by_hop(&mut rparts.headers);
+    route.headers.response.apply(&mut rparts.headers);
+    dest.headers.response.apply(&mut rparts.headers);
+    rparts.headers.insert(
+        SERVICE_TIME,
+        HeaderValue::from(sent_at.elapsed().as_millis() as u64),
+    );
+    if let (Some(cors), Some(origin)) = (&route.cors, &cors_origin) {
+        cors.simple(origin, &mut rparts.headers);
+    }
+    Response::from_parts(
+        rparts,
+        RespBody::Upstream {
+            body: rbody,
+            _guards: Some((ep_guard, admitted)),
+        },
+    )
+}
+
+fn fail(
+    outcome: &mut Outcome,
+    flag: Flags,
+    details: &'static str,
+    status: StatusCode,
+    body: &'static str,
+) -> Response<RespBody> {
+    outcome.flags.insert(flag);
+    outcome.details = details;
+    local(status, body)
+}
+
+type TryOk = (Response<Incoming>, ActiveGuard, Instant);
+
+/// Tries the request up to `1 + attempts` times. On failure returns the last error and whether
+/// a retry happened. Sets URX when the retry budget ran out on a retriable result.
+async fn run_tries(
+    cluster: &ClusterRt,
+    retries: Option<&RetryPolicy>,
+    template: &Template,
+    body: &mut Either<Bytes, Option<Incoming>>,
+    outcome: &mut Outcome,
+) -> Result<TryOk, (TryError, bool)> {
+    let max_tries = 1 + retries.map_or(0, |r| r.attempts);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let last = attempt >= max_tries;
+        let Some((ep_idx, ep_guard)) = cluster.pick(&tried) else {
+            return Err((TryError::ConnectFailure, attempt > 1));
+        };
+        tried.push(ep_idx);
+        outcome.endpoint = Some(ep_idx);
+        let up_body: UpBody = match body {
+            Either::Left(b) => Either::Left(Full::new(b.clone())),
+            Either::Right(stream) => match stream.take() {
+                Some(s) => Either::Right(s),
+                // Only reachable without a retry policy, where there is a single try.
+                None => Either::Left(Full::new(Bytes::new())),
+            },
+        };
+        let Some(ep) = cluster.endpoints.get(ep_idx) else {
+            return Err((TryError::ConnectFailure, attempt > 1));
+        };
+        let req = build(template, ep, cluster, up_body, attempt);
+        let sent_at = Instant::now();
+        let per_try = retries.and_then(|r| r.per_try_timeout);
+        let res = match req {
+            None => Err(TryError::Reset),
+            Some(req) => {
+                let fut = cluster.client.request(req);
+                match per_try {
+                    Some(t) => match tokio::time::timeout(t, fut).await {
+                        Ok(r) => r.map_err(|e| classify(&e)),
+                        Err(_) => Err(TryError::PerTryTimeout),
+                    },
+                    None => fut.await.map_err(|e| classify(&e)),
+                }
+            }
+        };
+        match res {
+            Ok(resp) => {
+                let retriable = retries.is_some_and(|r| r.retries_status(resp.status().as_u16()));
+                if retriable && !last {
+                    drop(resp);
+                    backoff(attempt).await;
+                    continue;
+                }
+                if retriable {
+                    outcome.flags.insert(Flags::URX);
+                }
+                return Ok((resp, ep_guard, sent_at));
+            }
+            Err(e) => {
+                let retriable = retries.is_some_and(|r| retries_error(r, e));
+                if retriable && !last {
+                    backoff(attempt).await;
+                    continue;
+                }
+                if retriable {
+                    outcome.flags.insert(Flags::URX);
+                }
+                return Err((e, attempt > 1));
+            }
+        }
+    }
+}
+
+/// Envoy counts any reset as a 5xx for `5xx` and `gateway-error`; `connect-failure` and
+/// `refused-stream` are narrower.
+fn retries_error(r: &RetryPolicy, e: TryError) -> bool {
+    r.on.five_xx
+        || r.on.gateway_error
+        || r.on.reset
+        || (r.on.connect_failure && e == TryError::ConnectFailure)
+        || (r.on.refused_stream && e == TryError::RefusedStream)
+}
+
+fn classify(e: &hyper_util::client::legacy::Error) -> TryError {
+    if e.is_connect() {
+        return TryError::ConnectFailure;
+    }
+    // Walk the source chain for an HTTP/2 REFUSED_STREAM (error path only, so the formatting is fine).
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if format!("{s:?}").contains("REFUSED_STREAM") {
+            return TryError::RefusedStream;
+        }
+        src = s.source();
+    }
+    TryError::Reset
+}
+
+/// Fully jittered exponential back-off, Envoy's default (25 ms base, 250 ms cap).
+async fn backoff(attempt: u32) {
+    let ceiling = BACKOFF_BASE
+        .saturating_mul(1 << attempt.min(4).saturating_sub(1))
+        .min(BACKOFF_MAX);
+    let ms = rand::random_range(0..=ceiling.as_millis() as u64);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+fn build(
+    template: &Template,
+    ep: &EndpointRt,
+    cluster: &ClusterRt,
+    body: UpBody,
+    attempt: u32,
+) -> Option<Request<UpBody>> {
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(ep.authority.clone())
+        .path_and_query(template.path.clone())
+        .build()
+        .ok()?;
+    let mut req = Request::new(body);
+    *req.method_mut() = template.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = template.headers.clone();
+    *req.version_mut() = if cluster.is_http2() {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    req.headers_mut()
+        .insert(ATTEMPT_COUNT, HeaderValue::from(attempt));
+    Some(req)
+}
+
+/// Fire-and-forget copy to a mirror cluster; its response (or failure) is discarded.
+fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, body: Bytes) {
+    let Some(ci) = cluster else { return };
+    let Some(c) = snap.clusters.get(ci) else { return };
+    let Some((ep_idx, guard)) = c.pick(&[]) else {
+        return;
+    };
+    let Some(ep) = c.endpoints.get(ep_idx) else { return };
+    let Some(req) = build(template, ep, c, Either::Left(Full::new(body)), 1) else {
+        return;
+    };
+    let client = c.client.clone();
+    tokio::spawn(async move {
+        let _guard = guard;
+        if let Ok(resp) = client.request(req).await {
+            // Drain so the pooled connection can be reused.
+            let _ = resp.into_body().collect().await;
+        }
+    });
+}
+
+/// A random UUIDv4, as Envoy generates for requests without `x-request-id`.
+fn request_id() -> HeaderValue {
+    let v: u128 = rand::random();
+    let v = (v & !(0xf << 76)) | (0x4 << 76);
+    let v = (v & !(0x3 << 62)) | (0x2 << 62);
+    let s = format!("{v:032x}");
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &s[0..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    );
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
