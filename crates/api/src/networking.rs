@@ -1,23 +1,21 @@
-//! networking.istio.io types (placeholder shapes; every field is typed in `networking/`).
+//! networking.istio.io types: Gateway, VirtualService, DestinationRule, ServiceEntry and
+//! WorkloadEntry, every field as Istio serves them (v1, with v1beta1 and v1alpha3 accepted).
+//!
+//! Field names are the protobuf-JSON camelCase names; unknown fields are refused so that a typo
+//! (`hostt`) is reported instead of silently ignored, as Istio's CRD schema does.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+mod common;
+mod destination_rule;
+mod gateway;
+mod http_route;
+mod service_entry;
+mod virtual_service;
+mod workload_entry;
 
-macro_rules! raw_spec {
-    ($($name:ident),*) => {$(
-        /// Spec, kept raw until typed.
-        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-        pub struct $name {
-            /// All fields.
-            #[serde(flatten)]
-            pub raw: Map<String, Value>,
-        }
-    )*};
-}
-raw_spec!(
-    Gateway,
-    VirtualService,
-    DestinationRule,
-    ServiceEntry,
-    WorkloadEntry
-);
+pub use common::*;
+pub use destination_rule::*;
+pub use gateway::*;
+pub use http_route::*;
+pub use service_entry::*;
+pub use virtual_service::*;
+pub use workload_entry::*;

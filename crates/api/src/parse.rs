@@ -12,6 +12,8 @@ use serde_json::Value;
 use crate::{Kind, ObjectMeta, Resource};
 
 /// A parsed document: an Istio resource, or a Kubernetes object the local runner may use.
+// Same reasoning as `Spec`: documents are parsed once, not moved in a hot loop.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
     /// An Istio resource of a kind Strait understands.
@@ -187,10 +189,17 @@ pub fn parse_value(value: Value, source: &str, document: usize) -> Result<Option
     if metadata.name.is_empty() {
         return err(resource_name, "metadata.name", "required".into());
     }
-    let spec_value = map
-        .get("spec")
-        .cloned()
-        .unwrap_or(Value::Object(Default::default()));
+    let spec_value = match map.get("spec") {
+        Some(Value::Null) | None => {
+            // Istio's CRDs require `spec` for these kinds; the others accept an empty spec
+            // (an AuthorizationPolicy without spec is "allow nothing").
+            if matches!(istio_kind, Kind::ServiceEntry | Kind::WorkloadEntry) {
+                return err(resource_name, "spec", "Required value: spec is required".into());
+            }
+            Value::Object(Default::default())
+        }
+        Some(v) => v.clone(),
+    };
     let spec = match crate::validate::typed_spec(istio_kind, spec_value) {
         Ok(spec) => spec,
         Err((path, message)) => return err(resource_name, &path, message),

@@ -1,11 +1,17 @@
 //! A typed Istio resource: apiVersion, kind, metadata and the kind's spec.
 
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::{Kind, ObjectMeta, networking, security};
 
 /// One Istio resource, as stored and served (Kubernetes object shape).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserializing reads `kind` first and types `spec` accordingly, so a stored resource always
+/// comes back as the kind it was written as (an untagged guess would confuse kinds whose fields
+/// are all optional).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
     /// `networking.istio.io/v1` etc. as written by the user.
@@ -19,7 +25,10 @@ pub struct Resource {
 }
 
 /// The spec of each kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// Specs are parsed once and stored; matching `Spec::VirtualService(vs)` without a Box keeps the
+// compiler's code plain, and the size difference costs nothing measurable.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Spec {
     /// Gateway spec.
@@ -38,6 +47,47 @@ pub enum Spec {
     AuthorizationPolicy(security::AuthorizationPolicy),
     /// RequestAuthentication spec.
     RequestAuthentication(security::RequestAuthentication),
+}
+
+impl Spec {
+    /// The kind this spec belongs to.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::Gateway(_) => Kind::Gateway,
+            Spec::VirtualService(_) => Kind::VirtualService,
+            Spec::DestinationRule(_) => Kind::DestinationRule,
+            Spec::ServiceEntry(_) => Kind::ServiceEntry,
+            Spec::WorkloadEntry(_) => Kind::WorkloadEntry,
+            Spec::PeerAuthentication(_) => Kind::PeerAuthentication,
+            Spec::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Spec::RequestAuthentication(_) => Kind::RequestAuthentication,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Resource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            api_version: String,
+            kind: Kind,
+            #[serde(default)]
+            metadata: ObjectMeta,
+            #[serde(default)]
+            spec: Option<Value>,
+        }
+        let raw = Raw::deserialize(d)?;
+        let spec =
+            crate::validate::typed_spec(raw.kind, raw.spec.unwrap_or(Value::Object(Default::default())))
+                .map_err(|(path, message)| de::Error::custom(format!("{path}: {message}")))?;
+        Ok(Resource {
+            api_version: raw.api_version,
+            kind: raw.kind,
+            metadata: raw.metadata,
+            spec,
+        })
+    }
 }
 
 impl Resource {

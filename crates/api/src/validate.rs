@@ -1,4 +1,13 @@
-//! Validation with Istio's rules. Every error carries the field path it is about.
+//! Validation with Istio's rules (its admission webhook plus the CRD schema and CEL rules).
+//! Every error carries the field path it is about, e.g. `spec.http[0].route[1].weight`.
+
+mod common;
+mod destination_rule;
+mod gateway;
+mod http_route;
+mod registry;
+mod security;
+mod virtual_service;
 
 use serde_json::Value;
 
@@ -13,10 +22,41 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// Reads a spec into the kind's type. Errors are `(field path, message)`.
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Reads a spec into the kind's type. Errors are `(field path, message)`, the path starting at
+/// `spec` (`spec.http[0].route[0].destination.hostt`, `unknown field; expected one of ...`).
 pub fn typed_spec(kind: Kind, spec: Value) -> Result<Spec, (String, String)> {
     fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, (String, String)> {
-        serde_json::from_value(v).map_err(|e| ("spec".to_string(), e.to_string()))
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let inner = e.path().to_string();
+            let mut path = if inner.is_empty() || inner == "." {
+                "spec".to_string()
+            } else {
+                format!("spec.{inner}")
+            };
+            let mut message = e.into_inner().to_string();
+            // serde reports an unknown field at its parent: name the field itself in the path.
+            if let Some(rest) = message.strip_prefix("unknown field `")
+                && let Some((field, expected)) = rest.split_once('`')
+            {
+                // The path already ends with the unknown key.
+                if !path.ends_with(field) {
+                    path = format!("{path}.{field}");
+                }
+                let expected = expected.trim_start_matches(',').trim();
+                message = if expected.is_empty() {
+                    "unknown field".to_string()
+                } else {
+                    format!("unknown field; {expected}")
+                };
+            }
+            (path, message)
+        })
     }
     Ok(match kind {
         Kind::Gateway => Spec::Gateway(typed(spec)?),
@@ -32,6 +72,17 @@ pub fn typed_spec(kind: Kind, spec: Value) -> Result<Spec, (String, String)> {
 
 /// Validates a typed resource as Istio's webhook would. Empty means valid.
 pub fn validate(resource: &Resource) -> Vec<FieldError> {
-    let _ = resource;
-    Vec::new()
+    let mut errs = common::Errs::default();
+    let ns = resource.namespace();
+    match &resource.spec {
+        Spec::Gateway(g) => gateway::gateway(&mut errs, g),
+        Spec::VirtualService(vs) => virtual_service::virtual_service(&mut errs, vs),
+        Spec::DestinationRule(dr) => destination_rule::destination_rule(&mut errs, dr),
+        Spec::ServiceEntry(se) => registry::service_entry(&mut errs, se),
+        Spec::WorkloadEntry(we) => registry::workload_entry(&mut errs, "spec", we),
+        Spec::PeerAuthentication(pa) => security::peer_authentication(&mut errs, pa),
+        Spec::AuthorizationPolicy(ap) => security::authorization_policy(&mut errs, ns, ap),
+        Spec::RequestAuthentication(ra) => security::request_authentication(&mut errs, ns, ra),
+    }
+    errs.into_vec()
 }
