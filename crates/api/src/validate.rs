@@ -86,3 +86,6 @@ pub fn validate(resource: &Resource) -> Vec<FieldError> {
     }
     errs.into_vec()
 }
+
+#[cfg(test)]
+mod tests;

@@ -69,7 +69,23 @@ fn every_sample_with_our_kinds_validates() {
         }
         checked += 1;
         match parse_documents(&text, &f.display().to_string()) {
-            Ok(docs) => istio_docs += docs.iter().filter(|d| matches!(d, Document::Istio(_))).count(),
+            Ok(docs) => {
+                for d in &docs {
+                    if let Document::Istio(r) = d {
+                        istio_docs += 1;
+                        // What we print, we read back identically.
+                        let yaml = serde_saphyr::to_string(r).unwrap_or_default();
+                        match parse_documents(&yaml, "round trip") {
+                            Ok(back) if back.len() == 1 && &back[0] == d => {}
+                            other => failures.push(format!(
+                                "{}: round trip changed {}: {other:?}",
+                                f.display(),
+                                r.display_name()
+                            )),
+                        }
+                    }
+                }
+            }
             Err(errs) => failures.extend(errs.iter().map(ToString::to_string)),
         }
     }

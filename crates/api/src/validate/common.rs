@@ -84,7 +84,10 @@ pub(crate) fn validate_wildcard_domain(domain: &str) -> Result<(), String> {
         ));
     }
     match rest {
-        Some(r) => validate_dns1123_labels(r),
+        Some(r) if r.contains('*') => Err(format!(
+            "domain name {domain:?} invalid: a wildcard is allowed only as the left-most label"
+        )),
+        Some(r) => validate_dns1123_labels(r).map_err(|e| format!("{e} in {domain:?}")),
         None => Ok(()),
     }
 }
