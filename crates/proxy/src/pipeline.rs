@@ -53,9 +53,13 @@ pub(crate) struct Canon {
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let started = Instant::now();
+    // Envoy's connection manager gives every request an id before anything else looks at it.
+    if !req.headers().contains_key("x-request-id") {
+        req.headers_mut().insert("x-request-id", request_id());
+    }
     let mut log = inner.opts.access_log.then(|| LogEntry {
         start: Some(SystemTime::now()),
         method: req.method().to_string(),
@@ -285,4 +289,21 @@ fn no_route(outcome: &mut Outcome) -> Response<RespBody> {
     outcome.flags.insert(Flags::NR);
     outcome.details = "route_not_found";
     local(StatusCode::NOT_FOUND, Bytes::new())
+}
+
+/// A random UUIDv4, as Envoy generates for requests without `x-request-id`.
+fn request_id() -> HeaderValue {
+    let v: u128 = rand::random();
+    let v = (v & !(0xf << 76)) | (0x4 << 76);
+    let v = (v & !(0x3 << 62)) | (0x2 << 62);
+    let s = format!("{v:032x}");
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        &s[0..8],
+        &s[8..12],
+        &s[12..16],
+        &s[16..20],
+        &s[20..32]
+    );
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }

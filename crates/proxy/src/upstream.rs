@@ -22,7 +22,6 @@ const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count
 const RQ_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
 const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// Envoy's default retry back-off base and cap.
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
@@ -164,9 +163,6 @@ pub(crate) async fn forward(
             }
         }
     };
-    if !headers.contains_key(REQUEST_ID) {
-        headers.insert(REQUEST_ID, request_id());
-    }
     if !headers.contains_key(FORWARDED_PROTO) {
         headers.insert(FORWARDED_PROTO, HeaderValue::from_static(canon.scheme));
     }
@@ -442,21 +438,4 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
             let _ = resp.into_body().collect().await;
         }
     });
-}
-
-/// A random UUIDv4, as Envoy generates for requests without `x-request-id`.
-fn request_id() -> HeaderValue {
-    let v: u128 = rand::random();
-    let v = (v & !(0xf << 76)) | (0x4 << 76);
-    let v = (v & !(0x3 << 62)) | (0x2 << 62);
-    let s = format!("{v:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &s[0..8],
-        &s[8..12],
-        &s[12..16],
-        &s[16..20],
-        &s[20..32]
-    );
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }

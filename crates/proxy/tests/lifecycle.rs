@@ -1,0 +1,165 @@
+//! Config lifecycle: atomic swaps that keep in-flight requests, rejected configs that leave the
+//! previous one serving, listener reconciliation, the admin endpoint and static files.
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::net::SocketAddr;
+
+use harness::*;
+use strait_mesh::*;
+use strait_proxy::{ApplyError, Proxy, ProxyOptions, load_static};
+
+fn to_backend(version: &str, b: &Backend) -> ProxyConfig {
+    config(
+        version,
+        Direction::Inbound,
+        vec![vhost(&["*"], vec![route("r", vec![], to("c"))])],
+        vec![cluster("c", &[b])],
+    )
+}
+
+#[tokio::test]
+async fn swap_keeps_in_flight_requests_and_bad_configs_are_rejected() {
+    let (a, b) = (Backend::start("a").await, Backend::start("b").await);
+    let (proxy, addr) = start(to_backend("v1", &a)).await;
+    let slow =
+        tokio::spawn(
+            async move { send(Proto::H1, addr, "GET", "x", "/", &[("x-test-delay-ms", "300")]).await },
+        );
+    eventually("the slow request to reach backend a", || a.hits() == 1).await;
+    proxy.apply(to_backend("v2", &b)).await.unwrap();
+    assert_eq!(
+        proxy.listener_addr("main"),
+        Some(addr),
+        "an unchanged listener keeps its socket"
+    );
+    let r = slow.await.unwrap();
+    assert_eq!(
+        (r.status, r.backend().as_str()),
+        (200, "a"),
+        "the in-flight request finished on the old config"
+    );
+    assert_eq!(get(addr, "x", "/").await.backend(), "b");
+
+    // Invalid regex: rejected with a reason, nothing changes.
+    let mut bad = to_backend("v3", &a);
+    bad.route_tables[0].virtual_hosts[0].routes[0].matches = vec![RequestMatch {
+        uri: Some(StringMatch::Regex("([".into())),
+        ..Default::default()
+    }];
+    let err = proxy.apply(bad).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Regex { .. }), "{err}");
+    assert_eq!(proxy.running().unwrap().version, "v2");
+    assert_eq!(get(addr, "x", "/").await.backend(), "b");
+
+    // Unbindable address: rejected, the old config keeps serving, nothing half-applied.
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut unbindable = to_backend("v4", &a);
+    unbindable.listeners.push(Listener {
+        name: "extra".into(),
+        address: taken.local_addr().unwrap(),
+        direction: Direction::Inbound,
+        route_table: "t".into(),
+    });
+    let err = proxy.apply(unbindable).await.unwrap_err();
+    assert!(matches!(err, ApplyError::Bind { .. }), "{err}");
+    assert!(err.to_string().contains("extra"), "{err}");
+    assert_eq!(proxy.running().unwrap().version, "v2");
+    assert_eq!(proxy.listener_addr("extra"), None);
+    assert_eq!(get(addr, "x", "/").await.backend(), "b");
+
+    // A listener naming a missing route table is rejected too.
+    let mut dangling = to_backend("v5", &a);
+    dangling.listeners[0].route_table = "nope".into();
+    assert!(matches!(
+        proxy.apply(dangling).await,
+        Err(ApplyError::UnknownRouteTable { .. })
+    ));
+}
+
+#[tokio::test]
+async fn removed_listeners_are_closed_and_new_ones_bound() {
+    let a = Backend::start("a").await;
+    let mut two = to_backend("v1", &a);
+    two.listeners.push(Listener {
+        name: "extra".into(),
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        direction: Direction::Outbound,
+        route_table: "t".into(),
+    });
+    let (proxy, addr) = start(two).await;
+    let extra = proxy.listener_addr("extra").unwrap();
+    let r = get(extra, "x", "/").await;
+    assert_eq!((r.status, r.header("server")), (200, Some("envoy")));
+    proxy.apply(to_backend("v2", &a)).await.unwrap();
+    assert_eq!(proxy.listener_addr("extra"), None);
+    let mut closed = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(extra).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(closed, "the removed listener stops accepting");
+    assert_eq!(get(addr, "x", "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn admin_ready_config_dump_and_stats() {
+    let a = Backend::start("a").await;
+    let proxy = Proxy::new(ProxyOptions {
+        id: "p1".into(),
+        admin_addr: None,
+        access_log: true,
+    });
+    assert!(proxy.serve_admin().await.is_err(), "no admin address configured");
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let p = proxy.clone();
+    tokio::spawn(async move { p.serve_admin_on(admin).await });
+    assert_eq!(get(admin_addr, "admin", "/ready").await.status, 503);
+    assert!(proxy.running().is_none());
+    proxy.apply(to_backend("v7", &a)).await.unwrap();
+    assert_eq!(get(admin_addr, "admin", "/ready").await.status, 200);
+    let dump = get(admin_addr, "admin", "/config_dump").await;
+    let cfg: ProxyConfig = serde_json::from_str(&dump.body).unwrap();
+    assert_eq!(cfg.version, "v7");
+    let addr = proxy.listener_addr("main").unwrap();
+    assert_eq!(get(addr, "x", "/").await.status, 200);
+    assert_eq!(get(addr, "x", "/").await.status, 200);
+    let stats = get(admin_addr, "admin", "/stats/prometheus").await.body;
+    assert!(
+        stats.contains("reporter=\"destination\",source_workload=\"p1\",destination_service=\"c.default.svc.cluster.local\""),
+        "{stats}"
+    );
+    assert!(stats.contains("destination_version=\"a\""), "{stats}");
+    assert!(
+        stats.contains("response_code=\"200\",response_flags=\"-\"} 2"),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn load_static_reads_yaml_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = to_backend("static-1", &Backend::start("a").await);
+    let json = dir.path().join("proxy.json");
+    std::fs::write(&json, cfg.to_json()).unwrap();
+    assert_eq!(load_static(&json).await.unwrap(), cfg);
+    let yaml = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &yaml,
+        "version: y1\nlisteners:\n- name: main\n  address: 127.0.0.1:0\n  direction: GATEWAY\n  routeTable: t\n\
+         routeTables:\n- name: t\n  virtualHosts: []\nclusters: []\n",
+    )
+    .unwrap();
+    let y = load_static(&yaml).await.unwrap();
+    assert_eq!(
+        (y.version.as_str(), y.listeners[0].direction),
+        ("y1", Direction::Gateway)
+    );
+    let missing = load_static(&dir.path().join("nope.yaml")).await.unwrap_err();
+    assert!(missing.to_string().contains("nope.yaml"), "{missing}");
+}
