@@ -16,6 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use strait_mesh::{Cluster, LbPolicy, UpstreamProtocol};
 
+use crate::outlier::{Detector, HostHealth};
+
 /// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
 pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
 /// Pooled keep-alive client; the pool is keyed by endpoint address.
@@ -92,6 +94,8 @@ pub(crate) struct ClusterRt {
     limit: Option<usize>,
     active: Arc<AtomicUsize>,
     http2: bool,
+    outlier: Option<Detector>,
+    health: Vec<HostHealth>,
 }
 
 /// Decrements an in-flight counter when the request (and its response body) is done.
@@ -151,6 +155,8 @@ impl ClusterRt {
             limit,
             active: Arc::new(AtomicUsize::new(0)),
             http2: c.protocol == UpstreamProtocol::Http2,
+            outlier: c.outlier_detection.as_ref().and_then(Detector::new),
+            health: c.endpoints.iter().map(|_| HostHealth::default()).collect(),
         }
     }
 
@@ -174,16 +180,36 @@ impl ClusterRt {
         if n == 0 {
             return None;
         }
-        let mut choice = 0;
+        let ok = |i: usize| {
+            self.outlier
+                .as_ref()
+                .is_none_or(|d| self.health.get(i).is_some_and(|h| d.available(h)))
+        };
+        let mut choice = None;
         // Envoy makes a few host-selection attempts before settling for a previous host.
         for _ in 0..5 {
-            choice = self.pick_once(n);
-            if !tried.contains(&choice) {
-                break;
+            let c = self.pick_once(n);
+            if ok(c) {
+                choice = Some(c);
+                if !tried.contains(&c) {
+                    break;
+                }
             }
         }
+        // Rare path (many ejected hosts): scan. All ejected => `None`, i.e. 503 UH, since Istio
+        // disables Envoy's panic mode.
+        let choice = choice
+            .or_else(|| (0..n).find(|i| ok(*i) && !tried.contains(i)))
+            .or_else(|| (0..n).find(|i| ok(*i)))?;
         let ep = self.endpoints.get(choice)?;
         Some((choice, enter(&ep.active)))
+    }
+
+    /// Feeds outlier detection with a try's result (`None` = connect failure, reset or timeout).
+    pub(crate) fn report(&self, idx: usize, status: Option<u16>) {
+        if let Some(d) = &self.outlier {
+            d.report(&self.health, idx, status);
+        }
     }
 
     fn pick_once(&self, n: usize) -> usize {

@@ -34,6 +34,8 @@ enum TryError {
     RefusedStream,
     Reset,
     PerTryTimeout,
+    /// Every endpoint is ejected by outlier detection.
+    NoHealthy,
 }
 
 /// The upstream request minus its body, shared by every try and mirror.
@@ -231,6 +233,12 @@ pub(crate) async fn forward(
                         reply::CONNECT_FAILURE
                     },
                 ),
+                TryError::NoHealthy => (
+                    Flags::UH,
+                    "no_healthy_upstream",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    reply::NO_HEALTHY,
+                ),
                 TryError::PerTryTimeout => (
                     Flags::UT,
                     "upstream_per_try_timeout",
@@ -299,7 +307,7 @@ async fn run_tries(
         attempt += 1;
         let last = attempt >= max_tries;
         let Some((ep_idx, ep_guard)) = cluster.pick(&tried) else {
-            return Err((TryError::ConnectFailure, attempt > 1));
+            return Err((TryError::NoHealthy, attempt > 1));
         };
         tried.push(ep_idx);
         outcome.endpoint = Some(ep_idx);
@@ -330,6 +338,7 @@ async fn run_tries(
                 }
             }
         };
+        cluster.report(ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
         match res {
             Ok(resp) => {
                 let retriable = retries.is_some_and(|r| r.retries_status(resp.status().as_u16()));
@@ -361,6 +370,9 @@ async fn run_tries(
 /// Envoy counts any reset as a 5xx for `5xx` and `gateway-error`; `connect-failure` and
 /// `refused-stream` are narrower.
 fn retries_error(r: &RetryPolicy, e: TryError) -> bool {
+    if e == TryError::NoHealthy {
+        return false;
+    }
     r.on.five_xx
         || r.on.gateway_error
         || r.on.reset

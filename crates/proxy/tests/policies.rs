@@ -379,3 +379,83 @@ async fn mirror_copies_requests_fire_and_forget() {
     assert_eq!(r.backend(), "v1");
     eventually("the mirror to receive a copy", || v2.hits() == 1).await;
 }
+
+#[tokio::test]
+async fn outlier_detection_ejects_failing_endpoints() {
+    let (good, bad) = (Backend::start("good").await, Backend::start("bad").await);
+    bad.fail_first.store(1000, std::sync::atomic::Ordering::SeqCst);
+    let mut c = cluster("c", &[&good, &bad]);
+    c.lb_policy = LbPolicy::RoundRobin;
+    c.outlier_detection = Some(OutlierDetection {
+        consecutive_5xx: 1,
+        interval_ms: 1000,
+        base_ejection_ms: 60_000,
+        max_ejection_percent: 100,
+        ..Default::default()
+    });
+    let cfg = config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(&["httpbin"], vec![route("r", vec![], to("c"))])],
+        vec![c],
+    );
+    let (_p, addr) = start(cfg).await;
+    let mut failures = 0;
+    for _ in 0..10 {
+        if get(addr, "httpbin", "/").await.status != 200 {
+            failures += 1;
+        }
+    }
+    assert_eq!((failures, bad.hits()), (1, 1), "one 503 ejects the bad endpoint");
+    good.fail_first.store(1000, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(get(addr, "httpbin", "/").await.status, 503);
+    let r = get(addr, "httpbin", "/").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "no healthy upstream"),
+        "all endpoints ejected"
+    );
+}
+
+#[tokio::test]
+async fn circuit_breaker_overflow_is_503_uo() {
+    let slow = Backend::start("slow").await;
+    let mut c = cluster("c", &[&slow]);
+    c.connection_pool = Some(ConnectionPool {
+        max_requests: Some(1),
+        ..Default::default()
+    });
+    let cfg = config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(&["httpbin"], vec![route("r", vec![], to("c"))])],
+        vec![c],
+    );
+    let (_p, addr) = start(cfg).await;
+    let first = tokio::spawn(async move {
+        send(
+            Proto::H1,
+            addr,
+            "GET",
+            "httpbin",
+            "/",
+            &[("x-test-delay-ms", "300")],
+        )
+        .await
+    });
+    eventually("the first request to be in flight", || slow.hits() == 1).await;
+    let r = get(addr, "httpbin", "/").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+        )
+    );
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(
+        get(addr, "httpbin", "/").await.status,
+        200,
+        "capacity is released with the response"
+    );
+}
