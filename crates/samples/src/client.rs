@@ -43,11 +43,17 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// `host:port` as clients write it in `Host` and URLs: the default port 80 is left out.
     fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
         } else {
-            format!("{}:{}", self.host, self.port)
+            self.host.clone()
+        };
+        if self.port.trim() == "80" {
+            host
+        } else {
+            format!("{host}:{}", self.port)
         }
     }
 
@@ -230,5 +236,11 @@ mod tests {
             path: "/ratings/0".into(),
         };
         assert_eq!(t.url(), "http://[::1]:9080/ratings/0");
+        let t = Target {
+            host: "www.googleapis.com".into(),
+            port: "80".into(),
+            path: "/x".into(),
+        };
+        assert_eq!(t.url(), "http://www.googleapis.com/x");
     }
 }

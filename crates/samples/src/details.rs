@@ -1,10 +1,23 @@
 //! details: the book's metadata (the original is Ruby on WEBrick).
 
+mod external;
+
+use crate::env::Env;
 use crate::server::{Handler, Req, Resp, respond, set_header};
 use http::Method;
 
-/// The details service (v1: the same book for every id).
-pub(crate) struct Details;
+/// The details service: v1 has the same book for every id, v2 asks Google Books.
+pub(crate) struct Details {
+    external: Option<external::GoogleBooks>,
+}
+
+impl Details {
+    pub(crate) fn new(env: &Env) -> Self {
+        Details {
+            external: env.external_book_service.then(|| external::GoogleBooks::new(env)),
+        }
+    }
+}
 
 const JSON: &str = "application/json";
 
@@ -38,9 +51,23 @@ impl Handler for Details {
         }
         // Ruby's `path.split('/')` drops trailing empty segments; the id is the last one left.
         let last = path.split('/').rfind(|s| !s.is_empty()).unwrap_or("");
-        Some(match ruby_integer(last) {
-            Some(id) => respond(200, JSON, book(id)),
-            None => respond(400, JSON, r#"{"error":"please provide numeric product id"}"#),
+        let Some(id) = ruby_integer(last) else {
+            return Some(respond(
+                400,
+                JSON,
+                r#"{"error":"please provide numeric product id"}"#,
+            ));
+        };
+        Some(match &self.external {
+            None => respond(200, JSON, book(id)),
+            Some(google) => match google.fetch(id, &req.headers).await {
+                Ok(body) => respond(200, JSON, body),
+                Err(message) => {
+                    let error =
+                        crate::json::Value::Object(vec![("error".into(), crate::json::Value::Str(message))]);
+                    respond(400, JSON, crate::json::js_compact(&error))
+                }
+            },
         })
     }
 }

@@ -27,6 +27,10 @@ pub struct Env {
     pub(crate) flood_factor: usize,
     /// `HTTP_PROXY` / `http_proxy`: the sidecar's explicit outbound proxy.
     pub(crate) http_proxy: Option<String>,
+    /// details v2: `ENABLE_EXTERNAL_BOOK_SERVICE=true` fetches the book from Google Books.
+    pub(crate) external_book_service: bool,
+    /// details v2: `DO_NOT_ENCRYPT=true` calls Google Books over plain HTTP on port 80.
+    pub(crate) do_not_encrypt: bool,
 }
 
 /// Host and port of one Bookinfo service as seen by its callers.
@@ -81,6 +85,8 @@ impl Env {
             http_proxy: get("HTTP_PROXY")
                 .or_else(|| get("http_proxy"))
                 .filter(|p| !p.trim().is_empty()),
+            external_book_service: get("ENABLE_EXTERNAL_BOOK_SERVICE").as_deref() == Some("true"),
+            do_not_encrypt: get("DO_NOT_ENCRYPT").as_deref() == Some("true"),
         }
     }
 

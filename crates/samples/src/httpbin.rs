@@ -53,33 +53,35 @@ async fn route(req: &Req) -> Resp {
     let path = req.path();
     let m = &req.method;
     let get_like = *m == Method::GET || *m == Method::HEAD;
-    let only = |allowed: bool, f: &dyn Fn() -> Resp| if allowed { f() } else { error(405, None) };
+    // Routes wrapped in go-httpbin's `methods(...)` middleware (GET implies HEAD).
+    let only = |allowed: bool, allow: &str, f: &dyn Fn() -> Resp| {
+        if allowed {
+            f()
+        } else {
+            plain_error(405, "Method Not Allowed", Some(allow))
+        }
+    };
     match path {
-        "/" => only(get_like, &|| respond(200, "text/html; charset=utf-8", INDEX_HTML)),
-        "/get" => only(get_like, &|| json(200, &no_body_response(req))),
-        "/headers" => only(get_like, &|| {
-            json(200, &obj(vec![("headers", request_headers(req))]))
+        "/" => only(get_like, "GET, HEAD", &|| {
+            respond(200, "text/html; charset=utf-8", INDEX_HTML)
         }),
-        "/ip" => only(get_like, &|| {
-            json(200, &obj(vec![("origin", Value::str(client_ip(req)))]))
-        }),
-        "/user-agent" => only(get_like, &|| {
-            json(
-                200,
-                &obj(vec![(
-                    "user-agent",
-                    Value::str(req.header("user-agent").unwrap_or_default()),
-                )]),
-            )
-        }),
-        "/hostname" => only(get_like, &|| {
-            json(200, &obj(vec![("hostname", Value::str("go-httpbin"))]))
-        }),
+        "/get" => only(get_like, "GET, HEAD", &|| json(200, &no_body_response(req))),
+        "/head" => only(*m == Method::HEAD, "HEAD", &|| json(200, &no_body_response(req))),
+        "/headers" => json(200, &obj(vec![("headers", request_headers(req))])),
+        "/ip" => json(200, &obj(vec![("origin", Value::str(client_ip(req)))])),
+        "/user-agent" => json(
+            200,
+            &obj(vec![(
+                "user-agent",
+                Value::str(req.header("user-agent").unwrap_or_default()),
+            )]),
+        ),
+        "/hostname" => json(200, &obj(vec![("hostname", Value::str("go-httpbin"))])),
         "/response-headers" => response_headers(req),
-        "/post" => only(*m == Method::POST, &|| body_response(req)),
-        "/put" => only(*m == Method::PUT, &|| body_response(req)),
-        "/patch" => only(*m == Method::PATCH, &|| body_response(req)),
-        "/delete" => only(*m == Method::DELETE, &|| body_response(req)),
+        "/post" => only(*m == Method::POST, "POST", &|| body_response(req)),
+        "/put" => only(*m == Method::PUT, "PUT", &|| body_response(req)),
+        "/patch" => only(*m == Method::PATCH, "PATCH", &|| body_response(req)),
+        "/delete" => only(*m == Method::DELETE, "DELETE", &|| body_response(req)),
         "/anything" => anything(req),
         _ => {
             if path.starts_with("/anything/") {
@@ -89,10 +91,20 @@ async fn route(req: &Req) -> Resp {
             } else if let Some(raw) = path.strip_prefix("/delay/").filter(|c| !c.contains('/')) {
                 delay(req, raw).await
             } else {
-                respond(404, TEXT_TYPE, "404 page not found\n")
+                plain_error(404, "404 page not found", None)
             }
         }
     }
+}
+
+/// Go's `http.Error`: a text line, `nosniff`, and for 405 the allowed methods.
+fn plain_error(status: u16, text: &str, allow: Option<&str>) -> Resp {
+    let mut resp = respond(status, TEXT_TYPE, format!("{text}\n"));
+    set_header(&mut resp, "x-content-type-options", "nosniff");
+    if let Some(allow) = allow {
+        set_header(&mut resp, "allow", allow);
+    }
+    resp
 }
 
 fn obj(members: Vec<(&str, Value)>) -> Value {

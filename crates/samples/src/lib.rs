@@ -115,7 +115,7 @@ pub async fn serve(app: App, listener: TcpListener, env: Env) -> anyhow::Result<
         App::Productpage => {
             server::serve_forever(listener, Arc::new(productpage::Productpage::new(env))).await
         }
-        App::Details => server::serve_forever(listener, Arc::new(details::Details)).await,
+        App::Details => server::serve_forever(listener, Arc::new(details::Details::new(&env))).await,
         App::Reviews => server::serve_forever(listener, Arc::new(reviews::Reviews::new(env))).await,
         App::Ratings => {
             server::serve_forever(listener, Arc::new(ratings::Ratings::new(&env.service_version))).await

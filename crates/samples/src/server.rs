@@ -5,7 +5,6 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,7 +101,7 @@ pub(crate) async fn serve_forever<H: Handler>(listener: TcpListener, handler: Ar
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
                 let handler = handler.clone();
-                async move { Ok::<_, Infallible>(answer(handler.as_ref(), req, peer).await) }
+                async move { answer(handler.as_ref(), req, peer).await }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(err) = builder.serve_connection(TokioIo::new(stream), service).await {
@@ -112,11 +111,29 @@ pub(crate) async fn serve_forever<H: Handler>(listener: TcpListener, handler: Ar
     }
 }
 
-async fn answer<H: Handler>(handler: &H, req: http::Request<Incoming>, peer: SocketAddr) -> Resp {
+/// The connection is dropped without a reply (see [`Handler::handle`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the application never answers this request; the connection is closed after {0:?}")]
+struct NeverAnswered(Duration);
+
+/// How long an unanswered request holds its connection: Node's default `requestTimeout` (5 min).
+const UNANSWERED_HOLD: Duration = Duration::from_secs(300);
+
+async fn answer<H: Handler>(
+    handler: &H,
+    req: http::Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Resp, NeverAnswered> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, BODY_LIMIT).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => return respond(413, "text/plain; charset=utf-8", "request body too large\n"),
+        Err(_) => {
+            return Ok(respond(
+                413,
+                "text/plain; charset=utf-8",
+                "request body too large\n",
+            ));
+        }
     };
     let req = Req {
         method: parts.method,
@@ -126,7 +143,10 @@ async fn answer<H: Handler>(handler: &H, req: http::Request<Incoming>, peer: Soc
         peer,
     };
     match handler.handle(req).await {
-        Some(resp) => resp,
-        None => std::future::pending().await,
+        Some(resp) => Ok(resp),
+        None => {
+            tokio::time::sleep(UNANSWERED_HOLD).await;
+            Err(NeverAnswered(UNANSWERED_HOLD))
+        }
     }
 }

@@ -483,3 +483,41 @@ async fn productpage_static_routes_and_api() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn details_v2_asks_google_books_through_the_proxy() {
+    const VOLUME: &str = r#"{"items":[{"volumeInfo":{"authors":["William Shakespeare"],"publisher":"Courier Corporation","publishedDate":"2002-07-26","industryIdentifiers":[{"type":"ISBN_10","identifier":"0486424618"},{"type":"ISBN_13","identifier":"9780486424613"}],"pageCount":80,"printType":"BOOK","language":"en"}}]}"#;
+    let (google, _) = fake_upstream(vec![(200, VOLUME)]).await;
+    let (proxy, mut seen) =
+        recording_proxy(HashMap::from([("www.googleapis.com".to_string(), google)])).await;
+    let proxy_url = format!("http://{proxy}");
+    let details = start(
+        App::Details,
+        &[
+            ("ENABLE_EXTERNAL_BOOK_SERVICE", "true"),
+            ("DO_NOT_ENCRYPT", "true"),
+            ("HTTP_PROXY", &proxy_url),
+        ],
+    )
+    .await;
+    let r = get(details, "/details/0", &[("end-user", "jason")]).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            200,
+            r#"{"id":0,"author":"William Shakespeare","year":"2002-07-26","type":"paperback","pages":80,"publisher":"Courier Corporation","language":"English","ISBN-10":"0486424618","ISBN-13":"9780486424613"}"#
+        )
+    );
+    let head = next_head(&mut seen).await;
+    assert!(
+        head.starts_with("GET http://www.googleapis.com/books/v1/volumes?q=isbn:0486424618 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    assert_eq!(head_header(&head, "host"), Some("www.googleapis.com"));
+    assert_eq!(head_header(&head, "end-user"), Some("jason"));
+
+    let tls = start(App::Details, &[("ENABLE_EXTERNAL_BOOK_SERVICE", "true")]).await;
+    let r = get(tls, "/details/0", &[]).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.starts_with(r#"{"error":""#), "{}", r.body);
+}
