@@ -167,14 +167,17 @@ impl PushServer {
         let mut shutdown = self.shutdown.subscribe();
         tokio::spawn(async move {
             loop {
-                tokio::select! {
-                    changed = changes.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        server.recompile_all();
-                    }
-                    _ = shutdown.wait_for(|stop| *stop) => return,
+                let changed = tokio::select! {
+                    changed = changes.changed() => changed.is_ok(),
+                    _ = shutdown.wait_for(|stop| *stop) => false,
+                };
+                if !changed {
+                    return;
+                }
+                // Compiling every proxy is CPU work: keep it off the async workers.
+                let s = server.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || s.recompile_all()).await {
+                    tracing::error!("recompiling proxy configurations failed: {e}");
                 }
             }
         })
@@ -315,7 +318,10 @@ impl PushServer {
             }
             Ok(None) | Err(_) => return,
         };
-        let conn_id = self.connect(hello, tx);
+        let server = self.clone();
+        let Ok(conn_id) = tokio::task::spawn_blocking(move || server.connect(hello, tx)).await else {
+            return;
+        };
         loop {
             let message = tokio::select! {
                 m = inbound.message() => m,

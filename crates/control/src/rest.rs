@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,6 +20,9 @@ use crate::store::{Action, ActionResult, ResourceKey, Store, StoreError, WriteOu
 
 /// Header naming the file a body came from, so errors can point at it.
 pub const SOURCE_HEADER: &str = "x-strait-source";
+
+/// Largest manifest body accepted.
+pub const MAX_BODY_BYTES: usize = 64 << 20;
 
 /// Shared state of the handlers.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub fn router(state: RestState) -> Router {
         )
         .route("/api/v1/proxies", get(proxies))
         .route("/api/v1/proxies/{id}/config", get(proxy_config))
+        // Manifests of thousands of services exceed axum's 2 MiB default.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 

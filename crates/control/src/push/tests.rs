@@ -65,6 +65,12 @@ impl TestProxy {
             proxy_id: id.into(),
             role: role.into(),
             namespace: "default".into(),
+            labels: if role == "gateway" {
+                [("istio".to_string(), "ingressgateway".to_string())].into()
+            } else {
+                Default::default()
+            },
+            address: "127.0.0.1".into(),
             ..Default::default()
         };
         tx.send(ProxyMessage {
@@ -195,10 +201,46 @@ async fn pushes_only_when_the_config_changes() {
         status_of(&server, "gw.istio-system").expect("status").role,
         "gateway"
     );
-    // TODO(lead): with the real compiler, assert here that applying a VirtualService whose
-    // hosts this proxy routes (e.g. Bookinfo's `reviews` with a sidecar `productpage.default`)
-    // pushes a new version whose route tables contain it, and that a VirtualService bound only
-    // to a gateway does not push to sidecars (use `PushServer::new`, i.e. `compile::compile`).
+}
+
+const BOOKINFO_GATEWAY: &str = include_str!("../../../../samples/bookinfo/networking/bookinfo-gateway.yaml");
+
+#[tokio::test]
+async fn real_compiler_pushes_gateway_routes_and_ignores_mesh_rules() {
+    let (store, server, addr) = serve(Arc::new(compile)).await;
+    let gateway = BOOKINFO_GATEWAY.split("\n---\n").next().unwrap_or_default();
+    store
+        .apply_text(gateway, "gw.yaml", false)
+        .expect("apply gateway");
+    let mut proxy = TestProxy::connect(addr, "istio-ingressgateway.istio-system", "gateway").await;
+    let (v1, before) = proxy.next_push().await;
+    proxy.ack(&v1).await;
+    let routes = |c: &ProxyConfig| {
+        c.route_tables
+            .iter()
+            .flat_map(|t| &t.virtual_hosts)
+            .map(|v| v.routes.len())
+            .sum::<usize>()
+    };
+    assert_eq!(routes(&before), 0, "no VirtualService bound yet");
+
+    // Binding a VirtualService to the gateway changes the gateway's routes: a push.
+    store
+        .apply_text(BOOKINFO_GATEWAY, "bookinfo-gateway.yaml", false)
+        .expect("apply");
+    let (v2, after) = proxy.next_push().await;
+    assert_eq!(v2, store.revision().to_string());
+    assert!(
+        routes(&after) > 0,
+        "the bookinfo routes reach the gateway: {after:?}"
+    );
+    proxy.ack(&v2).await;
+
+    // A mesh-only VirtualService does not concern the gateway: no push.
+    store.apply_text(VS, "vs.yaml", false).expect("apply");
+    server.recompile_all();
+    let status = status_of(&server, "istio-ingressgateway.istio-system").expect("status");
+    assert_eq!(status.sent_version.as_deref(), Some(v2.as_str()));
 }
 
 #[tokio::test]
