@@ -521,3 +521,56 @@ async fn details_v2_asks_google_books_through_the_proxy() {
     assert_eq!(r.status, 400);
     assert!(r.body.starts_with(r#"{"error":""#), "{}", r.body);
 }
+
+/// Istio's delay-fault lab: ratings hangs for jason. reviews v2 waits up to 10 s, so productpage's
+/// two 3 s attempts give up first and the page shows the reviews error; reviews v3 gives up after
+/// 2.5 s and the page shows the ratings error instead.
+#[tokio::test]
+async fn ratings_delay_lab_v2_times_out_productpage_v3_shows_ratings_error() {
+    for (colour, reviews_error, ratings_error) in [("black", true, false), ("red", false, true)] {
+        let details = start(App::Details, &[]).await;
+        let (ratings, _seen) = hanging_upstream().await;
+        let tp = port(ratings);
+        let reviews = start(
+            App::Reviews,
+            &[
+                ("ENABLE_RATINGS", "true"),
+                ("STAR_COLOR", colour),
+                ("RATINGS_HOSTNAME", "127.0.0.1"),
+                ("RATINGS_SERVICE_PORT", &tp),
+            ],
+        )
+        .await;
+        let page = productpage_for(details, reviews).await;
+        let r = get(page, "/productpage", &[]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body.contains("Error fetching product reviews"),
+            reviews_error,
+            "{colour}"
+        );
+        assert_eq!(
+            r.body
+                .contains("Sorry, product reviews are currently unavailable for this book."),
+            reviews_error,
+            "{colour}"
+        );
+        assert_eq!(
+            r.body.contains("Ratings service is currently unavailable"),
+            ratings_error,
+            "{colour}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn details_that_never_answer_time_out_into_the_details_error() {
+    let (details, mut seen) = hanging_upstream().await;
+    let (_, reviews) = backends("v1").await;
+    let page = productpage_for(details, reviews).await;
+    let r = get(page, "/productpage", &[]).await;
+    assert!(r.body.contains("Error fetching product details"));
+    assert!(r.body.contains("Book Reviews"));
+    next_head(&mut seen).await;
+    assert!(seen.try_recv().is_err(), "details gets a single attempt");
+}

@@ -225,3 +225,21 @@ pub fn head_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
         .map(|(_, v)| v.trim())
 }
+
+/// An upstream that accepts connections and reads requests but never answers (an injected delay
+/// longer than every caller's timeout). Reports each request head.
+pub async fn hanging_upstream() -> (SocketAddr, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            if let Some(head) = read_head(&mut stream).await {
+                let _ = tx.send(head);
+            }
+            held.push(stream);
+        }
+    });
+    (addr, rx)
+}
