@@ -5,6 +5,7 @@
 //! functions, so `strait validate` and `strait apply` can never disagree.
 #![forbid(unsafe_code)]
 
+pub mod analyze;
 pub mod kind;
 pub mod meta;
 pub mod networking;
@@ -14,6 +15,7 @@ pub mod resource;
 pub mod security;
 pub mod validate;
 
+pub use analyze::{Diagnostic, analyze};
 pub use kind::Kind;
 pub use meta::ObjectMeta;
 pub use parse::{ApiError, Document, KubernetesObject, parse_documents};

@@ -1,0 +1,134 @@
+//! `analyze` against Istio's own analyzer test data and expected findings
+//! (`pkg/config/analysis/analyzers/analyzer-expectations.yaml`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use strait_api::analyze::{analyze_with_services, kubernetes_services};
+use strait_api::{Document, Kind, KubernetesObject, Resource};
+
+fn analyzers_dir() -> PathBuf {
+    let shared = match std::env::var_os("STRAIT_SHARED_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    };
+    let dir = shared.join("istio-samples/pkg/config/analysis/analyzers");
+    assert!(
+        dir.is_dir(),
+        "Istio analyzer test data not found at {} (set STRAIT_SHARED_DIR)",
+        dir.display()
+    );
+    dir
+}
+
+fn yaml(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_multiple::<Value>(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Typed documents without webhook validation: analyzer inputs are often deliberately invalid.
+fn documents(path: &Path) -> (Vec<Resource>, Vec<Document>) {
+    let (mut resources, mut docs) = (Vec::new(), Vec::new());
+    for v in yaml(path).into_iter().filter(Value::is_object) {
+        let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let ours = Kind::from_kind_field(kind).filter(|k| api.starts_with(k.group()));
+        if ours.is_some() {
+            match serde_json::from_value::<Resource>(v) {
+                Ok(r) => resources.push(r),
+                Err(e) => panic!("{}: {e}", path.display()),
+            }
+        } else if let Ok(mut k) = serde_json::from_value::<KubernetesObject>(v.clone()) {
+            k.body = v;
+            docs.push(Document::Kubernetes(k));
+        }
+    }
+    (resources, docs)
+}
+
+/// Expected `(code, resource)` pairs of one named case, resources as `Kind ns/name`.
+fn expected(name: &str, code: &str) -> (String, Vec<String>) {
+    let all = yaml(&analyzers_dir().join("analyzer-expectations.yaml"));
+    let cases = all
+        .first()
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_else(|| all.clone());
+    let case = cases
+        .iter()
+        .find(|c| c.get("name").and_then(Value::as_str) == Some(name))
+        .unwrap_or_else(|| panic!("no expectation named {name}"));
+    let file = case
+        .pointer("/inputFiles/0")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut resources: Vec<String> = case
+        .get("expected")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.get("code").and_then(Value::as_str) == Some(code))
+        .filter_map(|e| e.get("resource").and_then(Value::as_str))
+        .map(|r| match r.split_once(' ') {
+            Some((kind, n)) if !n.contains('/') => format!("{kind} default/{n}"),
+            _ => r.to_string(),
+        })
+        .collect();
+    resources.sort();
+    (file, resources)
+}
+
+fn check(name: &str, code: &str, message_filter: &dyn Fn(&str) -> bool) {
+    let (file, want) = expected(name, code);
+    let (resources, docs) = documents(&analyzers_dir().join(&file));
+    let found = analyze_with_services(&resources, &kubernetes_services(&docs));
+    let mut got: Vec<String> = found
+        .iter()
+        .filter(|d| d.code == code && message_filter(&d.message))
+        .map(|d| d.resource.clone())
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        want,
+        "{name} ({file}); all findings:\n{}",
+        found.iter().map(|d| format!("{d}\n")).collect::<String>()
+    );
+}
+
+#[test]
+fn conflicting_mesh_gateway_hosts() {
+    check("virtualServiceConflictingMeshGatewayHosts", "IST0109", &|_| true);
+}
+
+#[test]
+fn conflicting_mesh_gateway_hosts_with_export_to() {
+    check(
+        "virtualServiceConflictingMeshGatewayHostsWithExportTo",
+        "IST0109",
+        &|_| true,
+    );
+}
+
+#[test]
+fn destination_rule_subsets() {
+    check("virtualServiceDestinationRules", "IST0101", &|m| {
+        m.contains("host+subset")
+    });
+}
+
+#[test]
+fn gateway_references() {
+    check("virtualServiceGateways", "IST0101", &|m| m.contains("gateway"));
+    check("virtualServiceInternalGatewayRef", "IST0101", &|m| {
+        m.contains("gateway")
+    });
+}
+
+#[test]
+fn destination_hosts() {
+    check("virtualServiceDestinationHosts", "IST0101", &|m| {
+        m.starts_with("Referenced host not found") || m.starts_with("Referenced host:port")
+    });
+}
