@@ -30,6 +30,16 @@ impl crate::server::Handler for Httpbin {
         set_header(&mut resp, "access-control-allow-credentials", "true");
         Some(resp)
     }
+
+    fn body_too_large(&self) -> Resp {
+        let mut resp = error(
+            400,
+            Some("error parsing request body: http: request body too large"),
+        );
+        set_header(&mut resp, "access-control-allow-origin", "*");
+        set_header(&mut resp, "access-control-allow-credentials", "true");
+        resp
+    }
 }
 
 fn preflight(req: &Req) -> Resp {

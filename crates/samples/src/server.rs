@@ -51,6 +51,11 @@ pub(crate) trait Handler: Send + Sync + 'static {
     /// Answers a request; `None` means "never answer", which the original ratings service does for
     /// methods its dispatcher does not know.
     fn handle(&self, req: Req) -> impl Future<Output = Option<Resp>> + Send;
+
+    /// The reply to a request whose body exceeds [`BODY_LIMIT`].
+    fn body_too_large(&self) -> Resp {
+        respond(413, "text/plain; charset=utf-8", "request body too large\n")
+    }
 }
 
 /// Builds a response with a body and a content type.
@@ -127,13 +132,7 @@ async fn answer<H: Handler>(
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, BODY_LIMIT).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Ok(respond(
-                413,
-                "text/plain; charset=utf-8",
-                "request body too large\n",
-            ));
-        }
+        Err(_) => return Ok(handler.body_too_large()),
     };
     let req = Req {
         method: parts.method,

@@ -209,3 +209,24 @@ async fn unknown_paths_cors_and_response_headers() {
         "{\n  \"Content-Type\": [\n    \"application/json; charset=utf-8\"\n  ],\n  \"X-Test\": [\n    \"1\"\n  ]\n}\n"
     );
 }
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_are_refused() {
+    let bin = start(App::Httpbin, &[]).await;
+    let big = "x".repeat(1024 * 1024 + 1);
+    let r = request(
+        bin,
+        "POST",
+        "/post",
+        &[("Host", "h"), ("Content-Type", "text/plain")],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .contains("\"detail\": \"error parsing request body: http: request body too large\""),
+        "{}",
+        r.body
+    );
+}
