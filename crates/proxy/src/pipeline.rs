@@ -47,6 +47,9 @@ pub(crate) struct Canon {
     pub(crate) authority: String,
     pub(crate) scheme: &'static str,
     pub(crate) listener_port: u16,
+    /// Gateways are the mesh edge: they append the client address to `x-forwarded-for`
+    /// (Envoy `use_remote_address`); sidecars pass the header through.
+    pub(crate) forwarded_for: Option<std::net::IpAddr>,
 }
 
 /// Entry point for every request on every listener.
@@ -82,7 +85,10 @@ pub(crate) async fn serve(
         Some((s, l))
     }) {
         Some((snap, listener)) => {
-            let canon = canonicalize(&req, conn.local.port());
+            let mut canon = canonicalize(&req, conn.local.port());
+            if listener.direction == Direction::Gateway {
+                canon.forwarded_for = Some(conn.remote.ip());
+            }
             let request_id = header_str(req.headers(), "x-request-id");
             let authority = canon.authority.clone();
             let resp = route_request(snap, listener, &canon, req, &mut outcome).await;
@@ -111,22 +117,25 @@ pub(crate) async fn serve(
         .as_ref()
         .and_then(|s| outcome.cluster.and_then(|i| s.clusters.get(i)));
     let endpoint = cluster.and_then(|c| outcome.endpoint.and_then(|i| c.endpoints.get(i)));
-    inner.stats.record(RequestLabels {
-        reporter: match direction {
-            Direction::Inbound => "destination",
-            Direction::Outbound | Direction::Gateway => "source",
+    inner.stats.record(
+        RequestLabels {
+            reporter: match direction {
+                Direction::Inbound => "destination",
+                Direction::Outbound | Direction::Gateway => "source",
+            },
+            source_workload: inner.id.clone(),
+            destination_service: cluster
+                .map(|c| c.service.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| Arc::from("unknown")),
+            destination_app: endpoint.and_then(|e| e.app.clone()),
+            destination_version: endpoint.and_then(|e| e.version.clone()),
+            destination_cluster: outcome.cluster_name.clone(),
+            response_code: resp.status().as_u16(),
+            response_flags: outcome.flags,
         },
-        source_workload: inner.id.clone(),
-        destination_service: cluster
-            .map(|c| c.service.clone())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| Arc::from("unknown")),
-        destination_app: endpoint.and_then(|e| e.app.clone()),
-        destination_version: endpoint.and_then(|e| e.version.clone()),
-        destination_cluster: outcome.cluster_name.clone(),
-        response_code: resp.status().as_u16(),
-        response_flags: outcome.flags,
-    });
+        started.elapsed(),
+    );
     if let Some(log) = log.as_mut() {
         log.status = resp.status().as_u16();
         log.flags = outcome.flags;
@@ -183,6 +192,7 @@ fn canonicalize(req: &Request<Incoming>, listener_port: u16) -> Canon {
         authority,
         scheme,
         listener_port,
+        forwarded_for: None,
     }
 }
 
@@ -196,13 +206,13 @@ async fn route_request(
     let Some(table) = snap.tables.get(listener.table) else {
         return no_route(outcome);
     };
-    let (host, port) = split_authority(&canon.authority);
-    let host: Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(host.to_ascii_lowercase())
+    let authority: Cow<'_, str> = if canon.authority.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(canon.authority.to_ascii_lowercase())
     } else {
-        host.into()
+        canon.authority.as_str().into()
     };
-    let Some(vhost) = table.vhost(&host, port) else {
+    let (host, port) = split_authority(&authority);
+    let Some(vhost) = table.vhost(&authority, host, port) else {
         return no_route(outcome);
     };
     let view = RequestView {

@@ -113,9 +113,16 @@ impl Table {
         Ok(table)
     }
 
-    /// Picks the virtual host for `host` (lowercase, no port) and the request's authority port.
-    pub(crate) fn vhost(&self, host: &str, port: u16) -> Option<&VHost> {
+    /// Picks the virtual host for a lowercase `authority`, split into `host` and `port`.
+    /// A domain written with a port (`reviews:9080`, as Envoy configs often list) matches the full
+    /// authority; other domains match the host alone.
+    pub(crate) fn vhost(&self, authority: &str, host: &str, port: u16) -> Option<&VHost> {
         let ok = |i: &usize| self.vhosts.get(*i).filter(|v| v.port.is_none_or(|p| p == port));
+        if authority.len() != host.len()
+            && let Some(v) = self.exact.get(authority).and_then(|ids| ids.iter().find_map(ok))
+        {
+            return Some(v);
+        }
         if let Some(v) = self.exact.get(host).and_then(|ids| ids.iter().find_map(ok)) {
             return Some(v);
         }
@@ -303,8 +310,10 @@ mod tests {
         }
     }
 
-    fn picked(t: &Table, host: &str, port: u16) -> Option<String> {
-        t.vhost(host, port).map(|v| v.routes[0].name.to_string())
+    fn picked(t: &Table, authority: &str, port: u16) -> Option<String> {
+        let (host, _) = split_authority(authority);
+        t.vhost(authority, host, port)
+            .map(|v| v.routes[0].name.to_string())
     }
 
     #[test]
@@ -318,6 +327,7 @@ mod tests {
                 vh("pre", &["api.*"], None),
                 vh("exact", &["www.example.com"], None),
                 vh("ported", &["reviews"], Some(9080)),
+                vh("with-port", &["ratings:9080"], None),
             ],
         };
         let t = Table::compile(&rt, &HashMap::new()).unwrap();
@@ -328,6 +338,8 @@ mod tests {
         assert_eq!(picked(&t, "example.org", 80).as_deref(), Some("any"));
         assert_eq!(picked(&t, "reviews", 9080).as_deref(), Some("ported"));
         assert_eq!(picked(&t, "reviews", 80).as_deref(), Some("any"));
+        assert_eq!(picked(&t, "ratings:9080", 9080).as_deref(), Some("with-port"));
+        assert_eq!(picked(&t, "ratings", 80).as_deref(), Some("any"));
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! `istio_requests_total` with Istio's label names, rendered in Prometheus text format.
+//! `istio_requests_total` and `istio_request_duration_milliseconds` with Istio's label names,
+//! rendered in Prometheus text format.
 
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use crate::reply::Flags;
 
@@ -28,43 +30,70 @@ pub(crate) struct RequestLabels {
     pub(crate) response_flags: Flags,
 }
 
+/// Envoy's default histogram buckets, in milliseconds.
+const BUCKETS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0,
+    300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// Counters of one label set.
+#[derive(Debug, Default)]
+struct Series {
+    requests: AtomicU64,
+    /// Non-cumulative bucket counts; rendered cumulatively.
+    buckets: [AtomicU64; BUCKETS_MS.len()],
+    sum_us: AtomicU64,
+}
+
+impl Series {
+    fn record(&self, duration: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let ms = duration.as_secs_f64() * 1000.0;
+        if let Some(i) = BUCKETS_MS.iter().position(|b| ms <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_us
+            .fetch_add(duration.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
 /// Request counters, one per label set.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
-    requests: RwLock<HashMap<RequestLabels, AtomicU64>>,
+    requests: RwLock<HashMap<RequestLabels, Series>>,
 }
 
 impl Stats {
     /// Counts one request. The read lock is the common path; a new label set takes the write lock once.
-    pub(crate) fn record(&self, labels: RequestLabels) {
+    pub(crate) fn record(&self, labels: RequestLabels, duration: Duration) {
         {
             let map = self.requests.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = map.get(&labels) {
-                c.fetch_add(1, Ordering::Relaxed);
+            if let Some(s) = map.get(&labels) {
+                s.record(duration);
                 return;
             }
         }
         let mut map = self.requests.write().unwrap_or_else(|e| e.into_inner());
-        map.entry(labels).or_default().fetch_add(1, Ordering::Relaxed);
+        map.entry(labels).or_default().record(duration);
     }
 
     /// Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let map = self.requests.read().unwrap_or_else(|e| e.into_inner());
         let mut out = String::from("# TYPE istio_requests_total counter\n");
-        for (l, c) in map.iter() {
+        let mut hist = String::from("# TYPE istio_request_duration_milliseconds histogram\n");
+        for (l, s) in map.iter() {
             let svc = &*l.destination_service;
             let (name, ns) = match svc.split_once('.') {
                 Some((n, rest)) => (n, rest.split('.').next().unwrap_or("unknown")),
                 None => (svc, "unknown"),
             };
             let opt = |o: &Option<Arc<str>>| o.as_deref().unwrap_or("unknown").to_string();
-            let _ = writeln!(
-                out,
-                "istio_requests_total{{reporter=\"{}\",source_workload=\"{}\",destination_service=\"{}\",\
+            let labels = format!(
+                "reporter=\"{}\",source_workload=\"{}\",destination_service=\"{}\",\
                  destination_service_name=\"{}\",destination_service_namespace=\"{}\",destination_app=\"{}\",\
                  destination_version=\"{}\",destination_cluster_name=\"{}\",request_protocol=\"http\",\
-                 response_code=\"{}\",response_flags=\"{}\"}} {}",
+                 response_code=\"{}\",response_flags=\"{}\"",
                 l.reporter,
                 escape(&l.source_workload),
                 escape(svc),
@@ -75,9 +104,33 @@ impl Stats {
                 escape(&opt(&l.destination_cluster)),
                 l.response_code,
                 l.response_flags,
-                c.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "istio_requests_total{{{labels}}} {}",
+                s.requests.load(Ordering::Relaxed)
+            );
+            let mut cumulative = 0;
+            for (b, c) in BUCKETS_MS.iter().zip(&s.buckets) {
+                cumulative += c.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    hist,
+                    "istio_request_duration_milliseconds_bucket{{{labels},le=\"{b}\"}} {cumulative}"
+                );
+            }
+            let count = s.requests.load(Ordering::Relaxed);
+            let _ = writeln!(
+                hist,
+                "istio_request_duration_milliseconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let sum = s.sum_us.load(Ordering::Relaxed) as f64 / 1000.0;
+            let _ = writeln!(hist, "istio_request_duration_milliseconds_sum{{{labels}}} {sum}");
+            let _ = writeln!(
+                hist,
+                "istio_request_duration_milliseconds_count{{{labels}}} {count}"
             );
         }
+        out.push_str(&hist);
         out
     }
 }
@@ -103,8 +156,8 @@ mod tests {
             response_code: 200,
             response_flags: Flags::default(),
         };
-        s.record(l.clone());
-        s.record(l);
+        s.record(l.clone(), Duration::from_millis(3));
+        s.record(l, Duration::from_millis(700));
         let text = s.render();
         assert!(text.contains("destination_service_name=\"reviews\""), "{text}");
         assert!(
@@ -112,5 +165,11 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("response_flags=\"-\"} 2"), "{text}");
+        assert!(text.contains("response_flags=\"-\",le=\"5\"} 1"), "{text}");
+        assert!(text.contains("response_flags=\"-\",le=\"1000\"} 2"), "{text}");
+        assert!(
+            text.contains("istio_request_duration_milliseconds_count{"),
+            "{text}"
+        );
     }
 }

@@ -22,6 +22,7 @@ const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count
 const RQ_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
 const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// Envoy's default retry back-off base and cap.
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
@@ -165,6 +166,15 @@ pub(crate) async fn forward(
             }
         }
     };
+    if let Some(ip) = canon.forwarded_for {
+        let xff = match headers.get(FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&xff) {
+            headers.insert(FORWARDED_FOR, v);
+        }
+    }
     if !headers.contains_key(FORWARDED_PROTO) {
         headers.insert(FORWARDED_PROTO, HeaderValue::from_static(canon.scheme));
     }

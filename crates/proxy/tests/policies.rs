@@ -302,6 +302,11 @@ async fn rewrite_redirect_direct_response_and_cors() {
     assert_eq!(r.json()["path"], "/api/items?q=1");
     assert_eq!(r.seen_header("host").as_deref(), Some("internal"));
     assert_eq!(
+        r.seen_header("x-forwarded-for").as_deref(),
+        Some("127.0.0.1"),
+        "gateways append the client"
+    );
+    assert_eq!(
         r.seen_header("x-envoy-original-path").as_deref(),
         Some("/v1/items?q=1")
     );
