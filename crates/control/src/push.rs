@@ -39,7 +39,8 @@ pub struct ProxyStatus {
     pub sent_version: Option<String>,
     /// The last version the proxy acknowledged: what it runs.
     pub acked_version: Option<String>,
-    /// The last version the proxy rejected, if its latest answer was a rejection.
+    /// The last version the proxy rejected (kept after later ACKs, for the record; the proxy
+    /// is in trouble only while this equals `sent_version`).
     pub nack_version: Option<String>,
     /// Why it rejected it.
     pub nack_reason: Option<String>,
@@ -281,10 +282,7 @@ impl PushServer {
             return;
         };
         match nack_reason {
-            None => {
-                conn.acked = Some((version, config));
-                conn.nack = None;
-            }
+            None => conn.acked = Some((version, config)),
             Some(reason) => {
                 // Istio: a rejected push leaves the proxy on its last good configuration.
                 tracing::warn!(proxy = %conn.node.id, version, %reason, "proxy rejected configuration");

@@ -53,9 +53,12 @@ pub struct ProxyConfigArgs {
     pub server: ServerArgs,
 }
 
-/// `SYNCED`, `STALE` (sent but not acknowledged), `NOT SENT` or `NACK: <reason>`.
+/// `SYNCED`, `STALE` (sent but not acknowledged), `NOT SENT`, or `NACK: <reason>` when the
+/// proxy rejected the newest version it was sent.
 pub fn sync_state(status: &ProxyStatus) -> String {
-    if let Some(reason) = &status.nack_reason {
+    if let (Some(reason), Some(nacked)) = (&status.nack_reason, &status.nack_version)
+        && status.sent_version.as_ref() == Some(nacked)
+    {
         return format!("NACK: {reason}");
     }
     match (&status.sent_version, &status.acked_version) {
@@ -324,6 +327,11 @@ mod tests {
         assert_eq!(
             sync_state(&status(Some("7"), Some("6"), Some("bad regex"))),
             "NACK: bad regex"
+        );
+        // An old rejection, since superseded by an acknowledged version.
+        assert_eq!(
+            sync_state(&status(Some("8"), Some("8"), Some("bad regex"))),
+            "SYNCED"
         );
         assert_eq!(
             status_table(&[status(Some("8"), Some("7"), None)]),

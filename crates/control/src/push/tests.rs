@@ -277,13 +277,14 @@ async fn nack_is_recorded_and_keeps_the_acked_version() {
         .expect("acked");
     assert_eq!(acked.version, "0");
 
-    // A later good version clears the NACK.
+    // A later good version is acknowledged; the NACK stays on record for the older version.
     store.apply_text(&dr("ratings"), "t", false).expect("apply");
     let (v2, _) = proxy.next_push().await;
     proxy.ack(&v2).await;
     eventually("ack after nack", || async {
-        status_of(&server, "reviews-v1.default")
-            .is_some_and(|s| s.acked_version.as_deref() == Some("2") && s.nack_version.is_none())
+        status_of(&server, "reviews-v1.default").is_some_and(|s| {
+            s.acked_version.as_deref() == Some("2") && s.nack_version.as_deref() == Some("1")
+        })
     })
     .await;
 }
