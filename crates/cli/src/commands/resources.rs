@@ -226,6 +226,10 @@ pub async fn get(args: GetArgs) -> anyhow::Result<ExitCode> {
     let now = SystemTime::now();
 
     if let Some(name) = &args.name {
+        if args.all_namespaces {
+            eprintln!("error: a resource cannot be retrieved by name across all namespaces");
+            return Ok(ExitCode::FAILURE);
+        }
         let [kind] = kinds.as_slice() else {
             eprintln!(
                 "error: a resource name needs exactly one kind, got \"{}\"",
@@ -526,6 +530,92 @@ mod tests {
                 .starts_with("bad.yaml (document 1): DestinationRule default/Bad: metadata.name: "),
             "{:?}",
             check.errors
+        );
+    }
+
+    /// The commands against a real control plane in this process, over its REST socket.
+    #[tokio::test]
+    async fn apply_get_delete_against_a_control_plane() {
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let store = std::sync::Arc::new(Store::in_memory());
+        let cp = strait_control::start_with_store(store.clone(), any, any)
+            .await
+            .expect("start");
+        let server = ServerArgs {
+            server: format!("http://{}", cp.rest_addr),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dr = dir.path().join("dr.yaml");
+        std::fs::write(&dr, "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec: {host: reviews}\n").expect("write");
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: Bad}\nspec: {host: reviews}\n").expect("write");
+
+        let apply_args = |files: Vec<PathBuf>, dry_run| ApplyArgs {
+            filename: files,
+            dry_run,
+            server: server.clone(),
+        };
+        assert_eq!(
+            apply(apply_args(vec![dr.clone(), bad], false))
+                .await
+                .expect("apply"),
+            ExitCode::FAILURE
+        );
+        assert_eq!(store.revision(), 0, "one bad file: nothing applied");
+        assert_eq!(
+            apply(apply_args(vec![dr.clone()], true)).await.expect("apply"),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(store.revision(), 0, "dry run");
+        assert_eq!(
+            apply(apply_args(vec![dr.clone()], false)).await.expect("apply"),
+            ExitCode::SUCCESS
+        );
+        assert!(store.get(Kind::DestinationRule, "default", "reviews").is_some());
+
+        let get_args = |kind: &str, name: Option<&str>| GetArgs {
+            kind: kind.into(),
+            name: name.map(Into::into),
+            namespace: None,
+            all_namespaces: false,
+            output: None,
+            server: server.clone(),
+        };
+        assert_eq!(
+            get(get_args("dr", Some("reviews"))).await.expect("get"),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(get(get_args("all", None)).await.expect("get"), ExitCode::SUCCESS);
+        assert_eq!(
+            get(get_args("dr", Some("nope"))).await.expect("get"),
+            ExitCode::FAILURE
+        );
+        assert_eq!(get(get_args("pods", None)).await.expect("get"), ExitCode::FAILURE);
+
+        let delete_args = |names: Vec<String>| DeleteArgs {
+            filename: Vec::new(),
+            kind: Some("destinationrule".into()),
+            names,
+            namespace: None,
+            ignore_not_found: false,
+            server: server.clone(),
+        };
+        assert_eq!(
+            delete(delete_args(vec!["reviews".into()])).await.expect("delete"),
+            ExitCode::SUCCESS
+        );
+        assert!(store.get(Kind::DestinationRule, "default", "reviews").is_none());
+        assert_eq!(
+            delete(delete_args(vec!["reviews".into()])).await.expect("delete"),
+            ExitCode::FAILURE
+        );
+        cp.shutdown().await.expect("shutdown");
+
+        // With the control plane gone, the error says where it looked and how to start one.
+        let err = get(get_args("dr", None)).await.expect_err("no server");
+        assert!(
+            format!("{err:#}").contains("cannot reach the control plane at http://127.0.0.1:"),
+            "{err:#}"
         );
     }
 
