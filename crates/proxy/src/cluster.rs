@@ -1,76 +1,15 @@
 //! Upstream clusters at runtime: endpoints, load-balancer state, circuit-breaker counters and the
 //! pooled HTTP client that talks to them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use bytes::Bytes;
 use http::uri::Authority;
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use strait_mesh::{Cluster, LbPolicy, UpstreamProtocol};
 
 use crate::outlier::{Detector, HostHealth};
-
-/// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
-pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
-/// Pooled keep-alive client; the pool is keyed by endpoint address.
-pub(crate) type HttpClient = Client<HttpConnector, UpBody>;
-
-/// Istio's default connect timeout (meshConfig.connectTimeout).
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Istio's default idle timeout for upstream connections.
-const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Settings that decide which pooled client a cluster uses; clusters that agree share one, and
-/// the client survives config swaps so warm connections are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct ClientKey {
-    http2: bool,
-    connect_timeout: Duration,
-    idle_timeout: Duration,
-    keep_alive: bool,
-}
-
-impl ClientKey {
-    fn of(c: &Cluster) -> Self {
-        let pool = c.connection_pool.as_ref();
-        ClientKey {
-            http2: c.protocol == UpstreamProtocol::Http2,
-            connect_timeout: match c.connect_timeout_ms {
-                0 => DEFAULT_CONNECT_TIMEOUT,
-                ms => Duration::from_millis(ms),
-            },
-            idle_timeout: pool
-                .and_then(|p| p.idle_timeout_ms)
-                .filter(|t| *t > 0)
-                .map_or(DEFAULT_IDLE_TIMEOUT, Duration::from_millis),
-            // Istio: maxRequestsPerConnection 1 disables keep-alive.
-            keep_alive: pool.and_then(|p| p.max_requests_per_connection) != Some(1),
-        }
-    }
-
-    fn build(self) -> HttpClient {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(self.connect_timeout));
-        connector.set_nodelay(true);
-        let mut b = Client::builder(TokioExecutor::new());
-        b.pool_idle_timeout(self.idle_timeout).http2_only(self.http2);
-        if !self.keep_alive {
-            b.pool_max_idle_per_host(0);
-        }
-        b.build(connector)
-    }
-}
-
-/// Clients kept across applies.
-pub(crate) type ClientCache = HashMap<ClientKey, HttpClient>;
+use crate::pool::{PoolCache, PoolKey, Upstream};
 
 /// One endpoint with its in-flight request count (for LEAST_REQUEST).
 #[derive(Debug)]
@@ -89,11 +28,10 @@ pub(crate) struct ClusterRt {
     pub(crate) endpoints: Vec<EndpointRt>,
     lb: LbPolicy,
     rr: AtomicUsize,
-    pub(crate) client: HttpClient,
+    pub(crate) upstream: Upstream,
     /// Envoy circuit breaker: in-flight requests above this get 503 UO.
     limit: Option<usize>,
     active: Arc<AtomicUsize>,
-    http2: bool,
     outlier: Option<Detector>,
     health: Vec<HostHealth>,
 }
@@ -114,10 +52,10 @@ fn enter(counter: &Arc<AtomicUsize>) -> ActiveGuard {
 }
 
 impl ClusterRt {
-    /// Builds runtime state, reusing a pooled client from `cache` when one fits.
-    pub(crate) fn compile(c: &Cluster, cache: &mut ClientCache) -> Self {
-        let key = ClientKey::of(c);
-        let client = cache.entry(key).or_insert_with(|| key.build()).clone();
+    /// Builds runtime state, reusing a connection pool from `cache` when one fits.
+    pub(crate) fn compile(c: &Cluster, cache: &mut PoolCache) -> Self {
+        let key = PoolKey::of(c);
+        let upstream = cache.entry(key).or_insert_with(|| key.build()).clone();
         let endpoints = c
             .endpoints
             .iter()
@@ -151,18 +89,12 @@ impl ClusterRt {
             endpoints,
             lb: c.lb_policy,
             rr: AtomicUsize::new(0),
-            client,
+            upstream,
             limit,
             active: Arc::new(AtomicUsize::new(0)),
-            http2: c.protocol == UpstreamProtocol::Http2,
             outlier: c.outlier_detection.as_ref().and_then(Detector::new),
             health: c.endpoints.iter().map(|_| HostHealth::default()).collect(),
         }
-    }
-
-    /// Whether endpoints speak h2c.
-    pub(crate) fn is_http2(&self) -> bool {
-        self.http2
     }
 
     /// Admits a request under the circuit breaker, or `None` for 503 UO.
@@ -256,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn round_robin_rotates_and_retries_avoid_previous_hosts() {
-        let c = ClusterRt::compile(&cluster(LbPolicy::RoundRobin, 3), &mut ClientCache::new());
+        let c = ClusterRt::compile(&cluster(LbPolicy::RoundRobin, 3), &mut PoolCache::new());
         let picks: Vec<usize> = (0..6).map(|_| c.pick(&[]).map(|p| p.0).unwrap()).collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
         for _ in 0..20 {
@@ -266,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn least_request_prefers_idle_endpoints() {
-        let c = ClusterRt::compile(&cluster(LbPolicy::LeastRequest, 2), &mut ClientCache::new());
+        let c = ClusterRt::compile(&cluster(LbPolicy::LeastRequest, 2), &mut PoolCache::new());
         let (busy, _g) = c.pick(&[]).unwrap();
         for _ in 0..50 {
             let (i, _g2) = c.pick(&[]).unwrap();
@@ -285,7 +217,7 @@ mod tests {
             max_pending_requests: Some(1),
             ..Default::default()
         });
-        let c = ClusterRt::compile(&def, &mut ClientCache::new());
+        let c = ClusterRt::compile(&def, &mut PoolCache::new());
         let a = c.admit();
         let b = c.admit();
         assert!(a.is_some() && b.is_some());

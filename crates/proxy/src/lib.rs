@@ -17,6 +17,7 @@ mod matcher;
 mod outlier;
 mod pipeline;
 mod policy;
+mod pool;
 mod reply;
 mod route;
 mod snapshot;
@@ -35,8 +36,8 @@ use tokio::net::TcpListener;
 
 pub use error::{ApplyError, ProxyError};
 
-use cluster::ClientCache;
 use listener::RunningListener;
+use pool::PoolCache;
 use snapshot::{ListenerKey, Snapshot};
 use stats::Stats;
 
@@ -83,7 +84,7 @@ pub(crate) struct Inner {
 #[derive(Debug, Default)]
 struct ApplyState {
     listeners: HashMap<ListenerKey, RunningListener>,
-    clients: ClientCache,
+    clients: PoolCache,
 }
 
 impl Proxy {

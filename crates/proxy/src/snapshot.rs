@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use strait_mesh::{Direction, ProxyConfig};
 
-use crate::cluster::{ClientCache, ClusterRt};
+use crate::cluster::ClusterRt;
 use crate::error::ApplyError;
+use crate::pool::PoolCache;
 use crate::route::Table;
 
 /// How a bound socket is identified across configs: by address, or by name for port-0 listeners
@@ -49,7 +50,7 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// Compiles a config; fails without side effects except warming `clients`.
-    pub(crate) fn compile(cfg: ProxyConfig, clients: &mut ClientCache) -> Result<Self, ApplyError> {
+    pub(crate) fn compile(cfg: ProxyConfig, clients: &mut PoolCache) -> Result<Self, ApplyError> {
         // Later duplicates of a cluster name are ignored: the first definition wins.
         let mut cluster_index: HashMap<&str, usize> = HashMap::new();
         let mut clusters = Vec::with_capacity(cfg.clusters.len());

@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 
-use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt, UpBody};
+use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt};
 use crate::headers::strip_hop_by_hop;
 use crate::pipeline::{Canon, Outcome};
 use crate::policy::{RetryPolicy, chance};
+use crate::pool::{SendError, UpBody};
 use crate::reply::{self, Flags, RespBody, local};
 use crate::route::{CRoute, Weighted};
 use crate::snapshot::Snapshot;
@@ -332,21 +333,15 @@ async fn run_tries(
         let Some(ep) = cluster.endpoints.get(ep_idx) else {
             return Err((TryError::ConnectFailure, attempt > 1));
         };
-        let req = build(template, ep, cluster, up_body, attempt);
+        let req = build(template, up_body, attempt);
         let sent_at = Instant::now();
         let per_try = retries.and_then(|r| r.per_try_timeout);
-        let res = match req {
-            None => Err(TryError::Reset),
-            Some(req) => {
-                let fut = cluster.client.request(req);
-                match per_try {
-                    Some(t) => match tokio::time::timeout(t, fut).await {
-                        Ok(r) => r.map_err(|e| classify(&e)),
-                        Err(_) => Err(TryError::PerTryTimeout),
-                    },
-                    None => fut.await.map_err(|e| classify(&e)),
-                }
-            }
+        let fut = send(cluster, ep, template, req);
+        let res = match per_try {
+            Some(t) => tokio::time::timeout(t, fut)
+                .await
+                .unwrap_or(Err(TryError::PerTryTimeout)),
+            None => fut.await,
         };
         cluster.report(ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
         match res {
@@ -390,21 +385,6 @@ fn retries_error(r: &RetryPolicy, e: TryError) -> bool {
         || (r.on.refused_stream && e == TryError::RefusedStream)
 }
 
-fn classify(e: &hyper_util::client::legacy::Error) -> TryError {
-    if e.is_connect() {
-        return TryError::ConnectFailure;
-    }
-    // Walk the source chain for an HTTP/2 REFUSED_STREAM (error path only, so the formatting is fine).
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if format!("{s:?}").contains("REFUSED_STREAM") {
-            return TryError::RefusedStream;
-        }
-        src = s.source();
-    }
-    TryError::Reset
-}
-
 /// Fully jittered exponential back-off, Envoy's default (25 ms base, 250 ms cap).
 async fn backoff(attempt: u32) {
     let ceiling = BACKOFF_BASE
@@ -414,31 +394,31 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-fn build(
-    template: &Template,
-    ep: &EndpointRt,
-    cluster: &ClusterRt,
-    body: UpBody,
-    attempt: u32,
-) -> Option<Request<UpBody>> {
-    let uri = Uri::builder()
-        .scheme("http")
-        .authority(ep.authority.clone())
-        .path_and_query(template.path.clone())
-        .build()
-        .ok()?;
+fn build(template: &Template, body: UpBody, attempt: u32) -> Request<UpBody> {
     let mut req = Request::new(body);
     *req.method_mut() = template.method.clone();
-    *req.uri_mut() = uri;
     *req.headers_mut() = template.headers.clone();
-    *req.version_mut() = if cluster.is_http2() {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
     req.headers_mut()
         .insert(ATTEMPT_COUNT, HeaderValue::from(attempt));
-    Some(req)
+    req
+}
+
+/// Sends one try to endpoint `ep` of `cluster`.
+async fn send(
+    cluster: &ClusterRt,
+    ep: &EndpointRt,
+    template: &Template,
+    req: Request<UpBody>,
+) -> Result<Response<Incoming>, TryError> {
+    cluster
+        .upstream
+        .send(ep.addr, &ep.authority, template.path.clone(), req)
+        .await
+        .map_err(|e| match e {
+            SendError::Connect => TryError::ConnectFailure,
+            SendError::Refused => TryError::RefusedStream,
+            SendError::Reset => TryError::Reset,
+        })
 }
 
 /// Fire-and-forget copy to a mirror cluster; its response (or failure) is discarded.
@@ -449,13 +429,16 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
         return;
     };
     let Some(ep) = c.endpoints.get(ep_idx) else { return };
-    let Some(req) = build(template, ep, c, Either::Left(Full::new(body)), 1) else {
-        return;
-    };
-    let client = c.client.clone();
+    let req = build(template, Either::Left(Full::new(body)), 1);
+    let (upstream, addr, authority, path) = (
+        c.upstream.clone(),
+        ep.addr,
+        ep.authority.clone(),
+        template.path.clone(),
+    );
     tokio::spawn(async move {
         let _guard = guard;
-        if let Ok(resp) = client.request(req).await {
+        if let Ok(resp) = upstream.send(addr, &authority, path, req).await {
             // Drain so the pooled connection can be reused.
             let _ = resp.into_body().collect().await;
         }

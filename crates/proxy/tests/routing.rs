@@ -337,6 +337,11 @@ async fn h2c_upstream_and_inbound_server_header() {
         let r = send(proto, addr, "POST", "ratings", "/ratings/1", &[]).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["version"], "HTTP/2.0");
+        assert_eq!(
+            r.json()["authority"],
+            "ratings",
+            "h2 :authority carries the logical host"
+        );
         assert_eq!(r.json()["body"], "ping", "request bodies are forwarded");
         assert_eq!(r.header("server"), Some("istio-envoy"));
     }

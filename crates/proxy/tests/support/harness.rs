@@ -103,6 +103,7 @@ async fn echo(
         "headers": headers,
         "body": String::from_utf8_lossy(&body),
         "version": format!("{:?}", parts.version),
+        "authority": parts.uri.authority().map(|a| a.to_string()),
     });
     let mut resp = Response::new(Full::new(Bytes::from(seen.to_string())));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap();

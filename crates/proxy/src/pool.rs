@@ -1,0 +1,209 @@
+//! Upstream connection pools. HTTP/1.1 uses hyper-util's keep-alive pool keyed by endpoint
+//! address. h2c uses one multiplexed connection per endpoint, kept here so that `:authority`
+//! can carry the logical host (as Envoy sends it) while the socket goes to the endpoint.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, Uri, Version, header};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use strait_mesh::{Cluster, UpstreamProtocol};
+use tokio::net::TcpStream;
+
+/// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
+pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
+
+/// Istio's default connect timeout (meshConfig.connectTimeout).
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Istio's default idle timeout for upstream connections.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Why a request got no response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// TCP connect failed or timed out.
+    Connect,
+    /// HTTP/2 stream refused by the peer.
+    Refused,
+    /// The connection or stream was reset.
+    Reset,
+}
+
+/// Settings that decide which pool a cluster uses; clusters that agree share one, and pools
+/// survive config swaps so warm connections are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    http2: bool,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    keep_alive: bool,
+}
+
+impl PoolKey {
+    /// The pool settings of a cluster.
+    pub(crate) fn of(c: &Cluster) -> Self {
+        let pool = c.connection_pool.as_ref();
+        PoolKey {
+            http2: c.protocol == UpstreamProtocol::Http2,
+            connect_timeout: match c.connect_timeout_ms {
+                0 => DEFAULT_CONNECT_TIMEOUT,
+                ms => Duration::from_millis(ms),
+            },
+            idle_timeout: pool
+                .and_then(|p| p.idle_timeout_ms)
+                .filter(|t| *t > 0)
+                .map_or(DEFAULT_IDLE_TIMEOUT, Duration::from_millis),
+            // Istio: maxRequestsPerConnection 1 disables keep-alive.
+            keep_alive: pool.and_then(|p| p.max_requests_per_connection) != Some(1),
+        }
+    }
+
+    /// Creates the pool.
+    pub(crate) fn build(self) -> Upstream {
+        if self.http2 {
+            return Upstream::H2(H2Pool {
+                connect_timeout: self.connect_timeout,
+                conns: Arc::default(),
+            });
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.connect_timeout));
+        connector.set_nodelay(true);
+        let mut b = Client::builder(TokioExecutor::new());
+        b.pool_idle_timeout(self.idle_timeout);
+        if !self.keep_alive {
+            b.pool_max_idle_per_host(0);
+        }
+        Upstream::H1(Box::new(b.build(connector)))
+    }
+}
+
+/// Pools kept across applies.
+pub(crate) type PoolCache = HashMap<PoolKey, Upstream>;
+
+/// A pool for one protocol.
+#[derive(Debug, Clone)]
+pub(crate) enum Upstream {
+    /// HTTP/1.1 keep-alive pool.
+    H1(Box<Client<HttpConnector, UpBody>>),
+    /// h2c, one multiplexed connection per endpoint.
+    H2(H2Pool),
+}
+
+/// One shared h2c connection per endpoint address.
+#[derive(Debug, Clone)]
+pub(crate) struct H2Pool {
+    connect_timeout: Duration,
+    conns: Arc<Mutex<HashMap<SocketAddr, SendRequest<UpBody>>>>,
+}
+
+impl Upstream {
+    /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`.
+    pub(crate) async fn send(
+        &self,
+        addr: SocketAddr,
+        endpoint: &Authority,
+        path: PathAndQuery,
+        mut req: Request<UpBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        match self {
+            Upstream::H1(client) => {
+                *req.uri_mut() = absolute(endpoint.clone(), path).ok_or(SendError::Reset)?;
+                *req.version_mut() = Version::HTTP_11;
+                client.request(req).await.map_err(|e| {
+                    if e.is_connect() {
+                        SendError::Connect
+                    } else {
+                        classify(&e)
+                    }
+                })
+            }
+            Upstream::H2(pool) => {
+                // Envoy turns Host into :authority toward HTTP/2 upstreams.
+                let authority = req
+                    .headers_mut()
+                    .remove(header::HOST)
+                    .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+                    .unwrap_or_else(|| endpoint.clone());
+                *req.uri_mut() = absolute(authority, path).ok_or(SendError::Reset)?;
+                *req.version_mut() = Version::HTTP_2;
+                pool.send(addr, req).await
+            }
+        }
+    }
+}
+
+fn absolute(authority: Authority, path: PathAndQuery) -> Option<Uri> {
+    Uri::builder()
+        .scheme("http")
+        .authority(authority)
+        .path_and_query(path)
+        .build()
+        .ok()
+}
+
+impl H2Pool {
+    async fn send(&self, addr: SocketAddr, req: Request<UpBody>) -> Result<Response<Incoming>, SendError> {
+        let existing = {
+            let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+            conns.get(&addr).filter(|s| !s.is_closed()).cloned()
+        };
+        let mut sender = match existing {
+            Some(s) => s,
+            None => {
+                let s = self.connect(addr).await?;
+                self.conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(addr, s.clone());
+                s
+            }
+        };
+        if sender.ready().await.is_err() {
+            self.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&addr);
+            return Err(SendError::Reset);
+        }
+        sender.send_request(req).await.map_err(|e| classify(&e))
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpBody>, SendError> {
+        let handshake = async {
+            let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                    .await
+                    .map_err(|_| SendError::Connect)?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%addr, error = %e, "upstream h2 connection closed");
+                }
+            });
+            Ok(sender)
+        };
+        tokio::time::timeout(self.connect_timeout, handshake)
+            .await
+            .map_err(|_| SendError::Connect)?
+    }
+}
+
+/// Looks for an HTTP/2 REFUSED_STREAM in the source chain (error path only).
+fn classify(e: &(dyn std::error::Error + 'static)) -> SendError {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if format!("{s:?}").contains("REFUSED_STREAM") {
+            return SendError::Refused;
+        }
+        src = s.source();
+    }
+    SendError::Reset
+}
