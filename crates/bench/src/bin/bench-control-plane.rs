@@ -1,0 +1,61 @@
+//! `bench-control-plane [--quick] --out FILE`: compile and push benchmark at 1,000 services /
+//! 2,000 workloads / 500 VirtualServices. With `--sim-proxies N` it is instead the child process
+//! that plays N proxies.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use strait_bench::control_plane::{CpOptions, MeshSize, run, run_proxies, write};
+
+/// Arguments.
+#[derive(Parser)]
+#[command(about = "Control-plane benchmark: compile time, apply-to-all-acked, RSS")]
+struct Args {
+    /// Fewer rounds and compile iterations.
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON result.
+    #[arg(long, default_value = "target/bench/control_plane.json")]
+    out: PathBuf,
+    /// Simulated proxies to connect.
+    #[arg(long, default_value_t = 1000)]
+    proxies: usize,
+    /// Services in the mesh.
+    #[arg(long, default_value_t = 1000)]
+    mesh_services: usize,
+    /// Seconds to wait for all ACKs of one round.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Internal: be the simulated proxies (N of them) instead.
+    #[arg(long, hide = true)]
+    sim_proxies: Option<usize>,
+    /// Internal: the control plane's gRPC URL, with --sim-proxies.
+    #[arg(long, hide = true, default_value = "")]
+    grpc: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let size = MeshSize {
+        services: a.mesh_services,
+        ..MeshSize::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if let Some(n) = a.sim_proxies {
+        return rt.block_on(run_proxies(n, size, a.grpc));
+    }
+    let opts = CpOptions {
+        size,
+        proxies: a.proxies,
+        compile_iterations: if a.quick { 3 } else { 10 },
+        rounds: if a.quick { 3 } else { 10 },
+        timeout: Duration::from_secs(a.timeout),
+        program: std::env::current_exe()?,
+    };
+    let result = rt.block_on(run(&opts))?;
+    write(&a.out, &result)?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}

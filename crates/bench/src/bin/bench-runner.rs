@@ -1,0 +1,71 @@
+//! `bench-runner [--quick]`: the side-by-side benchmark (called by `bench/run`).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use strait_bench::runner::{RunnerOptions, run};
+
+/// Arguments.
+#[derive(Parser)]
+#[command(about = "Measures direct, nginx, haproxy and strait cells side by side (see docs/benchmarks.md)")]
+struct Args {
+    /// Short runs (about 3 minutes in all).
+    #[arg(long)]
+    quick: bool,
+    /// Output directory.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Directory with bench-backend, bench-load, bench-control-plane.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The strait binary.
+    #[arg(long, default_value = "target/release/strait")]
+    strait: PathBuf,
+    /// Only these cells (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Skip the control-plane benchmark.
+    #[arg(long)]
+    no_control_plane: bool,
+    /// Rewrite the results section of docs/benchmarks.md (and bench/results/).
+    #[arg(long)]
+    update_docs: bool,
+    /// First port of the range used on 127.0.0.1.
+    #[arg(long, default_value_t = 18000)]
+    port_base: u16,
+    /// The command to print in the report (bench/run passes its own).
+    #[arg(long, default_value = "")]
+    command: String,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let command = if a.command.is_empty() {
+        std::env::args().collect::<Vec<_>>().join(" ")
+    } else {
+        a.command
+    };
+    let opts = RunnerOptions {
+        quick: a.quick,
+        out: a.out,
+        bin_dir: a.bin_dir,
+        strait: a.strait,
+        only: a.only,
+        control_plane: !a.no_control_plane,
+        docs: a.update_docs.then(|| PathBuf::from("docs/benchmarks.md")),
+        port_base: a.port_base,
+        command,
+    };
+    // One thread: the runner is pinned to CPU 0 with the load generator and mostly waits.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = rt.block_on(run(&opts))?;
+    println!("{}", strait_bench::report::markdown(&results));
+    println!(
+        "Written: {0}/results.json, {0}/results.md, {0}/chart.svg",
+        opts.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The control-plane benchmark: compile time at 1,000 services / 2,000 workloads / 500
+//! VirtualServices, and the time from one `apply` until every connected proxy has ACKed the
+//! resulting configuration.
+//!
+//! The control plane runs in this process (`start_with_store` with an in-memory store); the
+//! simulated proxies run in a child process (`bench-control-plane --sim-proxies N`) so that the
+//! RSS we report is the control plane's, not the proxies'. Each simulated proxy is a real gRPC
+//! stream that sends a Hello and ACKs every push; the child prints one line per ACK with the
+//! wall-clock time it was sent, which the parent compares with the time it started the apply
+//! (same machine, same clock).
+
+mod mesh;
+mod sim;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use strait_api::{Document, Resource, parse_documents};
+use strait_control::Store;
+use strait_control::compile::compile;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::procfs;
+use crate::results::ControlPlaneResult;
+use crate::stats::nearest_rank;
+
+pub use mesh::{MeshSize, generate, mutation, node_for};
+pub use sim::{AckLine, run_proxies};
+
+/// How big and how long.
+#[derive(Debug, Clone)]
+pub struct CpOptions {
+    /// The mesh.
+    pub size: MeshSize,
+    /// Simulated proxies.
+    pub proxies: usize,
+    /// Compile iterations.
+    pub compile_iterations: usize,
+    /// Apply rounds.
+    pub rounds: usize,
+    /// Give up waiting for ACKs after this long (per round).
+    pub timeout: Duration,
+    /// This program (started again with `--sim-proxies`).
+    pub program: std::path::PathBuf,
+}
+
+fn micros_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Parses generated YAML into resources.
+pub fn parse(yaml: &str) -> anyhow::Result<Vec<Resource>> {
+    let docs = parse_documents(yaml, "bench").map_err(|errors| {
+        anyhow::anyhow!(
+            "the generated mesh does not parse: {}",
+            errors
+                .iter()
+                .take(3)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|d| match d {
+            Document::Istio(r) => Some(r),
+            Document::Kubernetes(_) => None,
+        })
+        .collect())
+}
+
+/// Collects ACK lines until `want` proxies have acked `version` or the deadline passes; returns
+/// each proxy's ACK time (µs since the epoch).
+async fn wait_acks<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    version: &str,
+    want: usize,
+    timeout: Duration,
+) -> anyhow::Result<Option<HashMap<usize, u64>>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut acked = HashMap::new();
+    while acked.len() < want {
+        let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+            Err(_) => return Ok(None),
+            Ok(line) => line?,
+        };
+        let Some(line) = line else {
+            anyhow::bail!(
+                "the simulated proxies exited early ({} of {want} acked)",
+                acked.len()
+            );
+        };
+        match AckLine::parse(&line) {
+            Some(a) if a.version == version => {
+                acked.entry(a.proxy).or_insert(a.micros);
+            }
+            Some(_) => {}
+            None => anyhow::bail!("simulated proxies: {line}"),
+        }
+    }
+    Ok(Some(acked))
+}
+
+/// Runs the whole benchmark.
+pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
+    let yaml = generate(&opts.size);
+    let t = Instant::now();
+    let resources = parse(&yaml)?;
+    let parse_ms = ms(t.elapsed());
+    let node = node_for(&opts.size, 0);
+    let mut compile_ms = Vec::new();
+    let mut config_json_bytes = 0;
+    for _ in 0..opts.compile_iterations.max(1) {
+        let t = Instant::now();
+        let cfg = compile(&resources, &node);
+        compile_ms.push(ms(t.elapsed()));
+        config_json_bytes = cfg.to_json().len();
+    }
+    anyhow::ensure!(
+        config_json_bytes > 100,
+        "the compiled configuration is empty: the generated mesh is wrong"
+    );
+    drop(resources);
+    let mut sorted: Vec<u32> = compile_ms.iter().map(|m| (m * 1000.0) as u32).collect();
+    sorted.sort_unstable();
+    let compile_ms_p50 = nearest_rank(&sorted, 0.5)
+        .map(|v| f64::from(v) / 1000.0)
+        .unwrap_or(0.0);
+    let compile_ms_max = compile_ms.iter().copied().fold(0.0, f64::max);
+
+    let store = Arc::new(Store::in_memory());
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let cp = strait_control::start_with_store(store.clone(), any, any).await?;
+    let t = Instant::now();
+    let s = store.clone();
+    let y = yaml.clone();
+    tokio::task::spawn_blocking(move || s.apply_text(&y, "bench", false)).await??;
+    let initial_apply_ms = ms(t.elapsed());
+
+    let t = Instant::now();
+    let mut child = tokio::process::Command::new(&opts.program)
+        .arg("--sim-proxies")
+        .arg(opts.proxies.to_string())
+        .arg("--grpc")
+        .arg(format!("http://{}", cp.grpc_addr))
+        .arg("--mesh-services")
+        .arg(opts.size.services.to_string())
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout from the simulated proxies"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = store.revision().to_string();
+    let connected = wait_acks(&mut lines, &first, opts.proxies, opts.timeout).await?;
+    let connect_all_acked_ms = connected.map(|_| ms(t.elapsed()));
+    let mut rounds = Vec::new();
+    let mut per_proxy_us: Vec<u32> = Vec::new();
+    if connect_all_acked_ms.is_some() {
+        for k in 0..opts.rounds {
+            let text = mutation(&opts.size, k);
+            let s = store.clone();
+            let started = micros_now();
+            tokio::task::spawn_blocking(move || s.apply_text(&text, "bench-round", false)).await??;
+            let version = store.revision().to_string();
+            match wait_acks(&mut lines, &version, opts.proxies, opts.timeout).await? {
+                Some(acks) => {
+                    let latest = acks.values().copied().max().unwrap_or(started);
+                    rounds.push(Some(latest.saturating_sub(started) as f64 / 1000.0));
+                    per_proxy_us.extend(acks.values().map(|a| a.saturating_sub(started) as u32));
+                }
+                None => {
+                    rounds.push(None);
+                    break;
+                }
+            }
+        }
+    }
+    let mem = procfs::memory(&[std::process::id()])?;
+    let _ = child.kill().await;
+    let _ = cp.shutdown().await;
+
+    per_proxy_us.sort_unstable();
+    let pct = |q| nearest_rank(&per_proxy_us, q).map(|v| f64::from(v) / 1000.0);
+    let p99_rounds = if rounds.iter().all(Option::is_some) && !rounds.is_empty() {
+        let mut r: Vec<u32> = rounds.iter().flatten().map(|v| (v * 1000.0) as u32).collect();
+        r.sort_unstable();
+        nearest_rank(&r, 0.99).map(|v| f64::from(v) / 1000.0)
+    } else {
+        None
+    };
+    let mut note = String::from(
+        "Simulated proxies ACK without decoding the JSON (the control plane's cost only); control plane \
+         and simulated proxies share the machine's cores. RSS is the benchmark process (control plane + \
+         the generated YAML), not the proxies.",
+    );
+    if connect_all_acked_ms.is_none() {
+        note.push_str(&format!(
+            " Not all proxies had their first configuration after {:?}.",
+            opts.timeout
+        ));
+    } else if rounds.iter().any(Option::is_none) {
+        note.push_str(&format!(" A round timed out after {:?}.", opts.timeout));
+    }
+    Ok(ControlPlaneResult {
+        services: opts.size.services,
+        workloads: opts.size.services * opts.size.workloads_per_service,
+        virtual_services: opts.size.virtual_services,
+        destination_rules: opts.size.virtual_services,
+        parse_ms,
+        compile_ms_p50,
+        compile_ms_max,
+        compile_iterations: compile_ms.len(),
+        config_json_bytes,
+        initial_apply_ms,
+        proxies: opts.proxies,
+        connect_all_acked_ms,
+        rounds: rounds.len(),
+        apply_to_all_acked_p99_ms: p99_rounds,
+        apply_to_all_acked_ms: rounds,
+        per_proxy_ack_p50_ms: pct(0.5),
+        per_proxy_ack_p99_ms: pct(0.99),
+        rss_kb: mem.rss_kb,
+        rss_peak_kb: mem.hwm_kb,
+        note,
+    })
+}
+
+/// Writes `result` as JSON to `path`.
+pub fn write(path: &Path, result: &ControlPlaneResult) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(result)?)?;
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Simulated proxies: real gRPC streams on the push protocol that say Hello and ACK each push.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use strait_mesh::pb::config_discovery_client::ConfigDiscoveryClient;
+use strait_mesh::pb::{Ack, Hello, ProxyMessage, proxy_message};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::mesh::{MeshSize, node_for};
+
+/// One line the simulated proxies print per ACK: `ACK <proxy> <version> <µs since epoch>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckLine {
+    /// Proxy index.
+    pub proxy: usize,
+    /// Version acknowledged.
+    pub version: String,
+    /// When the ACK was sent, µs since the Unix epoch.
+    pub micros: u64,
+}
+
+impl AckLine {
+    /// Parses a line; `None` for anything else (an error message).
+    pub fn parse(line: &str) -> Option<AckLine> {
+        let mut p = line.split_whitespace();
+        (p.next()? == "ACK").then_some(())?;
+        Some(AckLine {
+            proxy: p.next()?.parse().ok()?,
+            version: p.next()?.to_string(),
+            micros: p.next()?.parse().ok()?,
+        })
+    }
+}
+
+async fn proxy(
+    index: usize,
+    size: MeshSize,
+    grpc: String,
+    out: mpsc::UnboundedSender<String>,
+) -> anyhow::Result<()> {
+    let node = node_for(&size, index);
+    let mut client = ConfigDiscoveryClient::connect(grpc).await?;
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(ProxyMessage {
+        kind: Some(proxy_message::Kind::Hello(Hello {
+            proxy_id: node.id,
+            role: "sidecar".into(),
+            namespace: node.namespace,
+            workload: node.workload,
+            labels: node.labels.into_iter().collect(),
+            service_account: node.service_account,
+            address: node.address,
+            running_version: String::new(),
+        })),
+    })
+    .await?;
+    let mut pushes = client.stream_config(ReceiverStream::new(rx)).await?.into_inner();
+    while let Some(push) = pushes.message().await? {
+        tx.send(ProxyMessage {
+            kind: Some(proxy_message::Kind::Ack(Ack {
+                version: push.version.clone(),
+            })),
+        })
+        .await?;
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        let _ = out.send(format!("ACK {index} {} {micros}\n", push.version));
+    }
+    Ok(())
+}
+
+/// Connects `n` proxies (workloads 0..n of the mesh) to `grpc` and prints an [`AckLine`] per ACK
+/// on stdout until the streams end.
+pub async fn run_proxies(n: usize, size: MeshSize, grpc: String) -> anyhow::Result<()> {
+    let (out, mut lines) = mpsc::unbounded_channel::<String>();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let (grpc, out) = (grpc.clone(), out.clone());
+        tasks.spawn(async move {
+            if let Err(e) = proxy(i, size, grpc, out.clone()).await {
+                let _ = out.send(format!("proxy {i} failed: {e}\n"));
+            }
+        });
+    }
+    drop(out);
+    let mut stdout = tokio::io::stdout();
+    while let Some(line) = lines.recv().await {
+        let mut batch = line;
+        while let Ok(more) = lines.try_recv() {
+            batch.push_str(&more);
+        }
+        stdout.write_all(batch.as_bytes()).await?;
+        stdout.flush().await?;
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_lines_roundtrip() {
+        assert_eq!(
+            AckLine::parse("ACK 12 345 1700000000000000"),
+            Some(AckLine {
+                proxy: 12,
+                version: "345".into(),
+                micros: 1_700_000_000_000_000
+            })
+        );
+        assert_eq!(AckLine::parse("proxy 3 failed: refused"), None);
+        assert_eq!(AckLine::parse("ACK x 1 2"), None);
+    }
+}

@@ -1,0 +1,346 @@
+//! `bench-runner`: starts the backend and every cell pinned per performance.md §7.2 (load
+//! generator and backend on CPU 0, the system under test on CPU 1), measures, and writes
+//! `results.json`, `results.md`, `chart.svg` (and optionally `docs/benchmarks.md`).
+
+mod cells;
+mod docs;
+mod measure;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::loadgen::{self, LoadSpec};
+use crate::process::{Managed, accepts, available};
+use crate::results::{CellResult, CellStatus, ControlPlaneResult, Results};
+use crate::{chart, procfs, report};
+use cells::{CellDef, Layout, Programs};
+use measure::Load;
+
+/// How a run is done.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Short durations (about 3 minutes in all) instead of the full protocol.
+    pub quick: bool,
+    /// Output directory (`target/bench`).
+    pub out: PathBuf,
+    /// Where `bench-backend`, `bench-load` and `bench-control-plane` are.
+    pub bin_dir: PathBuf,
+    /// The `strait` binary.
+    pub strait: PathBuf,
+    /// Only these cells (all when empty).
+    pub only: Vec<String>,
+    /// Run the control-plane benchmark too.
+    pub control_plane: bool,
+    /// Rewrite the results section of this markdown file.
+    pub docs: Option<PathBuf>,
+    /// First port of the range the harness uses (backend at +80, cells from +101).
+    pub port_base: u16,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+struct Timing {
+    warmup: f64,
+    fixed: f64,
+    max: f64,
+    half: f64,
+}
+
+impl Timing {
+    fn of(quick: bool) -> Timing {
+        if quick {
+            Timing {
+                warmup: 1.0,
+                fixed: 5.0,
+                max: 4.0,
+                half: 4.0,
+            }
+        } else {
+            Timing {
+                warmup: 3.0,
+                fixed: 30.0,
+                max: 15.0,
+                half: 20.0,
+            }
+        }
+    }
+}
+
+/// The fixed rate of issue #3 (Istio's benchmark point).
+pub const FIXED_RPS: f64 = 1000.0;
+/// Connections for the fixed-rate runs.
+pub const CONNECTIONS: usize = 16;
+
+struct Running {
+    def: CellDef,
+    result: CellResult,
+    procs: Vec<Managed>,
+}
+
+impl Running {
+    fn pids(&self) -> Vec<u32> {
+        self.procs.iter().flat_map(Managed::tree).collect()
+    }
+
+    fn fail(&mut self, why: &str) {
+        self.result.status = CellStatus::Failed;
+        self.result.add_note(why);
+        self.procs.clear();
+    }
+}
+
+/// Runs the benchmark and returns (and writes) the results.
+pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
+    let out = &opts.out;
+    let logs = out.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let timing = Timing::of(opts.quick);
+    let ticks = procfs::clock_ticks();
+    let bench_load = opts.bin_dir.join("bench-load");
+    let use_wrk = available("wrk");
+    let machine = docs::machine_description();
+    for tool in ["nginx", "haproxy", "taskset", "openssl"] {
+        anyhow::ensure!(
+            available(tool),
+            "{tool} is not installed; run bench/run, which installs it"
+        );
+    }
+
+    let backend_addr = SocketAddr::from(([127, 0, 0, 1], opts.port_base + 80));
+    anyhow::ensure!(
+        !accepts(backend_addr),
+        "something already listens on {backend_addr}; stop it or pass --port-base"
+    );
+    let mut backend = Managed::spawn(
+        "bench-backend",
+        0,
+        &opts.bin_dir.join("bench-backend"),
+        &["--address".into(), backend_addr.to_string()],
+        &[],
+        &logs.join("backend.log"),
+        false,
+    )?;
+    backend.wait_ready(Duration::from_secs(10), "accepting", || accepts(backend_addr))?;
+
+    let layout = Layout {
+        out,
+        port_base: opts.port_base,
+        backend: backend_addr,
+    };
+    let defs: Vec<CellDef> = cells::define(&layout)?
+        .into_iter()
+        .filter(|d| opts.only.is_empty() || opts.only.contains(&d.name))
+        .collect();
+    let programs = Programs {
+        strait: opts.strait.clone(),
+        strait_args: docs::strait_access_log_args(&opts.strait),
+        logs: logs.clone(),
+    };
+    let mut cells: Vec<Running> = Vec::new();
+    for def in defs {
+        let mut result = CellResult::empty(&def.name, def.hops, if def.http2 { "h2" } else { "http1" });
+        result.add_note(&def.note);
+        if def.is_strait() && programs.strait_args.is_empty() {
+            result
+                .add_note("Strait's access log is ON (no option to turn it off yet; lines go to /dev/null)");
+        }
+        eprintln!("[bench] starting {}", def.name);
+        let procs = match cells::start(&def, &programs) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("[bench] {}: {e}", def.name);
+                result.add_note(e.lines().next().unwrap_or(""));
+                Vec::new()
+            }
+        };
+        let started = !procs.is_empty() || def.procs.is_empty();
+        let mut cell = Running { def, result, procs };
+        if started {
+            cell.result.status = CellStatus::Invalid;
+        }
+        cells.push(cell);
+    }
+
+    // Pass 1: idle RSS, smoke request, 1,000 rps, maximum.
+    for cell in cells.iter_mut().filter(|c| c.result.status != CellStatus::Failed) {
+        eprintln!(
+            "[bench] {}: {FIXED_RPS} rps for {} s, then max for {} s",
+            cell.def.name, timing.fixed, timing.max
+        );
+        let pids = cell.pids();
+        if !pids.is_empty() {
+            cell.result.rss_idle_kb = procfs::memory(&pids).ok().map(|m| m.rss_kb);
+        }
+        if let Err(e) = smoke(&cell.def).await {
+            let prefix = if cell.def.is_strait() {
+                "strait proxy not ready: "
+            } else {
+                ""
+            };
+            cell.fail(&format!("{prefix}a test request failed: {e}"));
+            continue;
+        }
+        let load = Load {
+            bench_load: &bench_load,
+            target: cell.def.target,
+            host: &cell.def.host,
+            http2: cell.def.http2,
+            connections: CONNECTIONS,
+            rate: FIXED_RPS,
+            warmup: timing.warmup,
+            duration: timing.fixed,
+        };
+        match measure::fixed(&load, &pids, ticks).await {
+            Ok((point, usage, report)) => {
+                cell.result.set_fixed(&point);
+                cell.result.rss_load_kb = usage.rss_max_kb;
+                if let Some(e) = report.first_error {
+                    cell.result.add_note(&format!("first error at 1,000 rps: {e}"));
+                }
+            }
+            Err(e) => {
+                cell.fail(&format!("the 1,000 rps run failed: {e}"));
+                continue;
+            }
+        }
+        let max_load = Load {
+            duration: timing.max,
+            ..load
+        };
+        match measure::max(&max_load, use_wrk, &pids, ticks).await {
+            Ok((rps, cpu, usage, errors)) => {
+                cell.result.max_rps = Some(rps);
+                cell.result.cpu_s_per_10k_max = cpu;
+                cell.result.rss_load_kb = cell.result.rss_load_kb.max(usage.rss_max_kb);
+                if errors > 0 {
+                    cell.result
+                        .add_note(&format!("{errors} errors in the maximum-throughput run"));
+                }
+            }
+            Err(e) => cell
+                .result
+                .add_note(&format!("maximum-throughput run failed: {e}")),
+        }
+    }
+
+    // Pass 2: 50% of the weakest candidate's maximum.
+    let weakest = cells
+        .iter()
+        .filter(|c| c.def.hops > 0 && c.result.status != CellStatus::Failed)
+        .filter_map(|c| c.result.max_rps)
+        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
+    let half = weakest.map(|w| (w * 0.5).floor());
+    if let Some(rate) = half {
+        for cell in cells.iter_mut().filter(|c| c.result.status != CellStatus::Failed) {
+            eprintln!(
+                "[bench] {}: {rate} rps (50% of the weakest maximum) for {} s",
+                cell.def.name, timing.half
+            );
+            let pids = cell.pids();
+            let load = Load {
+                bench_load: &bench_load,
+                target: cell.def.target,
+                host: &cell.def.host,
+                http2: cell.def.http2,
+                connections: CONNECTIONS,
+                rate,
+                warmup: timing.warmup,
+                duration: timing.half,
+            };
+            match measure::fixed(&load, &pids, ticks).await {
+                Ok((point, usage, _)) => {
+                    cell.result.half_max = Some(point);
+                    cell.result.rss_load_kb = cell.result.rss_load_kb.max(usage.rss_max_kb);
+                }
+                Err(e) => cell.result.add_note(&format!("the 50%-of-max run failed: {e}")),
+            }
+        }
+    }
+    let cell_results: Vec<CellResult> = cells.into_iter().map(|c| c.result).collect();
+    drop(backend);
+
+    let control_plane = if opts.control_plane {
+        eprintln!("[bench] control-plane benchmark");
+        match control_plane(opts, &logs).await {
+            Ok(cp) => Some(cp),
+            Err(e) => {
+                eprintln!("[bench] control-plane benchmark failed: {e}");
+                Some(ControlPlaneResult {
+                    note: format!("FAILED: {e}"),
+                    ..ControlPlaneResult::default()
+                })
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut results = Results {
+        mode: if opts.quick { "quick" } else { "full" }.into(),
+        command: opts.command.clone(),
+        finished_at: docs::now_utc(),
+        machine,
+        fixed_rps: FIXED_RPS,
+        half_max_rps: half,
+        cells: cell_results,
+        control_plane,
+        goals: Vec::new(),
+    };
+    results.evaluate_goals();
+    write_outputs(&results, out, opts.docs.as_deref())?;
+    Ok(results)
+}
+
+/// A few requests through the cell before measuring, so a broken cell fails with a reason.
+async fn smoke(def: &CellDef) -> Result<(), String> {
+    let spec = LoadSpec {
+        addr: def.target,
+        host: def.host.clone(),
+        path: "/".into(),
+        connections: 1,
+        rate: 50.0,
+        duration: Duration::from_millis(300),
+        warmup: Duration::ZERO,
+        http2: def.http2,
+        timeout: Duration::from_secs(2),
+    };
+    let r = loadgen::run(&spec).await.map_err(|e| e.to_string())?;
+    match (r.errors, r.first_error) {
+        (0, _) if r.requests > 0 => Ok(()),
+        (_, Some(e)) => Err(e),
+        _ => Err("no response".into()),
+    }
+}
+
+async fn control_plane(opts: &RunnerOptions, logs: &Path) -> anyhow::Result<ControlPlaneResult> {
+    let json = opts.out.join("control_plane.json");
+    let _ = std::fs::remove_file(&json);
+    let mut cmd = tokio::process::Command::new(opts.bin_dir.join("bench-control-plane"));
+    cmd.arg("--out").arg(&json);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    let log = std::fs::File::create(logs.join("control-plane.log"))?;
+    let status = cmd.stderr(log).status().await?;
+    anyhow::ensure!(
+        status.success(),
+        "bench-control-plane exited with {status}; see {}/control-plane.log",
+        logs.display()
+    );
+    Ok(serde_json::from_str(&std::fs::read_to_string(&json)?)?)
+}
+
+fn write_outputs(results: &Results, out: &Path, docs_path: Option<&Path>) -> anyhow::Result<()> {
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(results)?)?;
+    let md = report::markdown(results);
+    std::fs::write(out.join("results.md"), &md)?;
+    let svg = chart::svg(results);
+    if let Some(svg) = &svg {
+        std::fs::write(out.join("chart.svg"), svg)?;
+    }
+    if let Some(path) = docs_path {
+        docs::update(path, results, &md, svg.as_deref())?;
+    }
+    Ok(())
+}
