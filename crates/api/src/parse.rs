@@ -186,6 +186,18 @@ pub fn parse_value(value: Value, source: &str, document: usize) -> Result<Option
             ),
         );
     }
+    // Like kubectl's strict field validation: a misspelt top-level key (`specs:`) is an error,
+    // not a silently empty spec.
+    if let Some(key) = map
+        .keys()
+        .find(|k| !matches!(k.as_str(), "apiVersion" | "kind" | "metadata" | "spec" | "status"))
+    {
+        return err(
+            resource_name,
+            key,
+            "unknown field; expected apiVersion, kind, metadata, spec or status".into(),
+        );
+    }
     if metadata.name.is_empty() {
         return err(resource_name, "metadata.name", "required".into());
     }

@@ -139,25 +139,13 @@ fn load_balancer(errs: &mut Errs, path: &str, lb: &LoadBalancerSettings) {
                 "only one of httpHeaderName, httpCookie, useSourceIp or httpQueryParameterName may be set",
             ),
         }
-        if let Some(c) = &ch.http_cookie {
-            if c.name.is_empty() {
-                errs.add(format!("{p}.httpCookie.name"), "cookie name is required");
-            }
-            if let Some(ttl) = &c.ttl
-                && ttl.as_std().is_zero()
-                && ttl.as_str().starts_with('-')
-            {
-                errs.add(format!("{p}.httpCookie.ttl"), "ttl cannot be negative");
-            }
+        if let Some(c) = &ch.http_cookie
+            && c.name.is_empty()
+        {
+            errs.add(format!("{p}.httpCookie.name"), "cookie name is required");
         }
         if ch.ring_hash.is_some() && ch.maglev.is_some() {
             errs.add(&p, "only one of ringHash and maglev may be set");
-        }
-        if ch.minimum_ring_size.is_some() && (ch.ring_hash.is_some() || ch.maglev.is_some()) {
-            errs.add(
-                format!("{p}.minimumRingSize"),
-                "use ringHash.minimumRingSize instead, not both",
-            );
         }
     }
     if let Some(l) = &lb.locality_lb_setting {

@@ -200,7 +200,10 @@ pub(crate) fn http_route(errs: &mut Errs, path: &str, r: &HttpRoute, in_delegate
             errs.check(&format!("{p}.uriRegexRewrite.match"), validate_regex(&rr.r#match));
         }
     }
-    if let Some(t) = &r.timeout {
+    // Istio: `timeout: 0s` disables the route timeout, so zero is allowed here (not for retries).
+    if let Some(t) = &r.timeout
+        && !t.as_std().is_zero()
+    {
         errs.check(&format!("{path}.timeout"), validate_duration_ms(t));
     }
     if let Some(rt) = &r.retries {

@@ -186,6 +186,16 @@ fn virtual_service_rules() {
         ),
         (
             VS,
+            "{hosts: [r], http: [{route: [{destination: {host: r}}], timeout: 1500us}]}",
+            Some(("spec.http[0].timeout", "millisecond precision")),
+        ),
+        (
+            VS,
+            "{hosts: [r], http: [{route: [{destination: {host: r}}], timeout: 0s}]}",
+            None,
+        ),
+        (
+            VS,
             "{hosts: [r], http: [{route: [{destination: {host: r}}], timeout: 1.5s}]}",
             None,
         ),
@@ -296,6 +306,15 @@ fn virtual_service_rules() {
             Some(("spec.exportTo", "public")),
         ),
     ]);
+}
+
+#[test]
+fn unknown_top_level_fields_are_reported() {
+    let text = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: t}\nspecs: {hosts: [a]}\n";
+    let errs = parse_documents(text, "test").err().unwrap_or_default();
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].path, "specs");
+    assert!(errs[0].message.starts_with("unknown field"), "{}", errs[0]);
 }
 
 #[test]
