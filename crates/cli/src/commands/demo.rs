@@ -38,9 +38,12 @@ pub struct Args {
     pub state_dir: Option<PathBuf>,
 }
 
-/// The Bookinfo workloads: (name, service, version, service account, extra env).
+/// Extra environment of a sample, as the original image's build args set it.
+type SampleEnv = &'static [(&'static str, &'static str)];
+
+/// The Bookinfo workloads: (name, service, version, extra env).
 fn bookinfo(subnet: u8) -> Vec<Workload> {
-    let spec: [(&str, &str, &str, &[(&str, &str)]); 6] = [
+    let spec: [(&str, &str, &str, SampleEnv); 6] = [
         ("productpage-v1", "productpage", "v1", &[]),
         ("details-v1", "details", "v1", &[]),
         ("ratings-v1", "ratings", "v1", &[]),
@@ -113,6 +116,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let exe = std::env::current_exe().context("cannot find the strait binary")?;
+    // Every process logs to its own file, as `kubectl logs` would show it per container.
+    let logs = state_dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let control_plane = format!("http://{grpc}");
     let mut children: Vec<Child> = Vec::new();
     let workloads = bookinfo(args.subnet);
@@ -132,7 +138,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("cannot apply {source}: {e}"))?;
     }
     for w in &workloads {
-        children.extend(w.spawn(&exe, &control_plane)?);
+        children.extend(w.spawn(&exe, &control_plane, Some(&logs))?);
     }
     children.push(
         Command::new(&exe)
@@ -153,6 +159,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 &control_plane,
             ])
             .stdin(std::process::Stdio::null())
+            .stdout(super::workload::log_file(&logs, "istio-ingressgateway.proxy")?)
+            .stderr(super::workload::log_file(&logs, "istio-ingressgateway.proxy")?)
             .kill_on_drop(true)
             .spawn()
             .context("cannot start the ingress gateway")?,
@@ -160,7 +168,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let gateway = SocketAddr::new(args.gateway_address, 8080);
     let ready = wait_for_productpage(gateway, Duration::from_secs(60)).await;
     match ready {
-        Ok(()) => print_banner(gateway, rest, started.elapsed()),
+        Ok(()) => print_banner(gateway, rest, &logs, started.elapsed()),
         Err(e) => eprintln!("warning: Bookinfo is not answering through the gateway yet: {e:#}"),
     }
     wait_for_stop().await;
@@ -175,7 +183,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_banner(gateway: SocketAddr, rest: SocketAddr, took: Duration) {
+fn print_banner(gateway: SocketAddr, rest: SocketAddr, logs: &std::path::Path, took: Duration) {
     let server = if rest.port() == strait_mesh::ports::CONTROL_REST && rest.ip().is_loopback() {
         String::new()
     } else {
@@ -189,8 +197,11 @@ fn print_banner(gateway: SocketAddr, rest: SocketAddr, took: Duration) {
          \x20 strait{server} get virtualservices\n\
          \x20 strait{server} apply -f samples/bookinfo/networking/virtual-service-reviews-test-v2.yaml\n\
          \x20 strait{server} proxy-status\n\n\
-         (`strait` is `cargo run --release --` from the project root.) Ctrl-C stops everything.",
-        took.as_secs_f64()
+         (`strait` is `cargo run --release --` from the project root.)\n\
+         Access logs and application logs: {}/<workload>.proxy.log and .app.log\n\
+         Ctrl-C stops everything.",
+        took.as_secs_f64(),
+        logs.display()
     );
 }
 

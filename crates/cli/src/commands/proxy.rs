@@ -42,6 +42,9 @@ pub struct Args {
     /// Admin address (config dump, readiness); default `<address>:15000`.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
+    /// Do not print an access-log line per request (benchmarks compare proxies without logging).
+    #[arg(long)]
+    pub no_access_log: bool,
 }
 
 /// Parses `k=v` pairs.
@@ -67,6 +70,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let proxy = Proxy::new(ProxyOptions {
         id: id.clone(),
         admin_addr: Some(admin),
+        access_log: !args.no_access_log,
     });
     let admin_task = {
         let proxy = proxy.clone();

@@ -102,7 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let exe = std::env::current_exe().context("cannot find the strait binary")?;
-    let mut children = workload.spawn(&exe, &args.control_plane)?;
+    let mut children = workload.spawn(&exe, &args.control_plane, None)?;
     eprintln!(
         "{} running: sidecar on {} (outbound :15001, inbound :{}), app on {}:{}. Ctrl-C stops it.",
         workload.name,

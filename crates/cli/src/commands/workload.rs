@@ -91,8 +91,20 @@ impl Workload {
         )
     }
 
-    /// Starts the sidecar and the application as two OS processes.
-    pub fn spawn(&self, exe: &Path, control_plane: &str) -> anyhow::Result<Vec<Child>> {
+    /// Starts the sidecar and the application as two OS processes. With `logs`, each writes to
+    /// `<logs>/<name>.proxy.log` and `<logs>/<name>.app.log`; otherwise they share our terminal.
+    pub fn spawn(&self, exe: &Path, control_plane: &str, logs: Option<&Path>) -> anyhow::Result<Vec<Child>> {
+        let output = |suffix: &str| -> anyhow::Result<(Stdio, Stdio)> {
+            Ok(match logs {
+                Some(dir) => {
+                    let name = format!("{}.{suffix}", self.name);
+                    (log_file(dir, &name)?, log_file(dir, &name)?)
+                }
+                None => (Stdio::inherit(), Stdio::inherit()),
+            })
+        };
+        let (sidecar_out, sidecar_err) = output("proxy")?;
+        let (app_out, app_err) = output("app")?;
         let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let sidecar = Command::new(exe)
             .args([
@@ -112,6 +124,8 @@ impl Workload {
             ])
             .args(["--control-plane", control_plane, "--labels", &labels.join(",")])
             .stdin(Stdio::null())
+            .stdout(sidecar_out)
+            .stderr(sidecar_err)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start the sidecar of {}", self.name))?;
@@ -139,11 +153,24 @@ impl Workload {
             .env("HOSTNAME", format!("{}-{}", self.name, short_id()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
+            .stdout(app_out)
+            .stderr(app_err)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start the application of {}", self.name))?;
         Ok(vec![sidecar, app])
     }
+}
+
+/// Opens (appending) `<dir>/<name>.log` for a child's output.
+pub fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
+    let path = dir.join(format!("{name}.log"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(Stdio::from(file))
 }
 
 /// A pod-name-like suffix, so `Reviews served by:` shows which instance answered.
