@@ -34,6 +34,8 @@ pub(crate) struct ClusterRt {
     active: Arc<AtomicUsize>,
     outlier: Option<Detector>,
     health: Vec<HostHealth>,
+    /// Cumulative endpoint weights; `None` when all weights are equal (the common case).
+    cumulative: Option<Vec<u64>>,
 }
 
 /// Decrements an in-flight counter when the request (and its response body) is done.
@@ -94,6 +96,7 @@ impl ClusterRt {
             active: Arc::new(AtomicUsize::new(0)),
             outlier: c.outlier_detection.as_ref().and_then(Detector::new),
             health: c.endpoints.iter().map(|_| HostHealth::default()).collect(),
+            cumulative: cumulative_weights(c),
         }
     }
 
@@ -148,6 +151,9 @@ impl ClusterRt {
         if n == 1 {
             return 0;
         }
+        if let Some(cum) = &self.cumulative {
+            return self.pick_weighted(cum);
+        }
         match self.lb {
             LbPolicy::RoundRobin => self.rr.fetch_add(1, Ordering::Relaxed) % n,
             LbPolicy::Random => rand::random_range(0..n),
@@ -164,6 +170,45 @@ impl ClusterRt {
             }
         }
     }
+}
+
+impl ClusterRt {
+    /// Endpoint weights (WorkloadEntry `weight`): each policy draws in proportion to weight.
+    fn pick_weighted(&self, cum: &[u64]) -> usize {
+        let total = cum.last().copied().unwrap_or(1).max(1);
+        let at = |x: u64| cum.partition_point(|c| *c <= x).min(cum.len().saturating_sub(1));
+        match self.lb {
+            LbPolicy::RoundRobin => at(self.rr.fetch_add(1, Ordering::Relaxed) as u64 % total),
+            LbPolicy::Random => at(rand::random_range(0..total)),
+            LbPolicy::LeastRequest => {
+                let (a, b) = (at(rand::random_range(0..total)), at(rand::random_range(0..total)));
+                let load = |i: usize| {
+                    self.endpoints
+                        .get(i)
+                        .map_or(usize::MAX, |e| e.active.load(Ordering::Relaxed))
+                };
+                if load(b) < load(a) { b } else { a }
+            }
+        }
+    }
+}
+
+/// Cumulative weights when endpoints differ in weight (0 counts as 1, as Envoy requires >= 1).
+fn cumulative_weights(c: &Cluster) -> Option<Vec<u64>> {
+    let first = c.endpoints.first()?.weight.max(1);
+    if c.endpoints.iter().all(|e| e.weight.max(1) == first) {
+        return None;
+    }
+    let mut sum = 0u64;
+    Some(
+        c.endpoints
+            .iter()
+            .map(|e| {
+                sum += u64::from(e.weight.max(1));
+                sum
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -194,6 +239,15 @@ mod tests {
         for _ in 0..20 {
             assert_ne!(c.pick(&[0]).unwrap().0, 0);
         }
+    }
+
+    #[tokio::test]
+    async fn endpoint_weights_shape_round_robin() {
+        let mut def = cluster(LbPolicy::RoundRobin, 2);
+        def.endpoints[1].weight = 3;
+        let c = ClusterRt::compile(&def, &mut PoolCache::new());
+        let picks: Vec<usize> = (0..8).map(|_| c.pick(&[]).map(|p| p.0).unwrap()).collect();
+        assert_eq!(picks.iter().filter(|i| **i == 1).count(), 6, "{picks:?}");
     }
 
     #[tokio::test]

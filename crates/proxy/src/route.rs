@@ -342,6 +342,34 @@ mod tests {
         assert_eq!(picked(&t, "ratings", 80).as_deref(), Some("any"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn authority_split_never_panics_and_round_trips(s in ".{0,40}", host in "[a-z0-9.-]{1,20}", port: u16) {
+            let _ = split_authority(&s);
+            let a = format!("{host}:{port}");
+            proptest::prop_assert_eq!(split_authority(&a), (host.as_str(), port));
+        }
+
+        #[test]
+        fn exact_beats_suffix_beats_catch_all(label in "[a-z]{1,8}", domain in "[a-z]{1,8}\\.[a-z]{2,3}") {
+            let host = format!("{label}.{domain}");
+            let wild = format!("*.{domain}");
+            let rt = RouteTable {
+                name: "t".into(),
+                virtual_hosts: vec![
+                    vh("any", &["*"], None),
+                    vh("wild", &[wild.as_str()], None),
+                    vh("exact", &[host.as_str()], None),
+                ],
+            };
+            let t = Table::compile(&rt, &HashMap::new()).unwrap();
+            proptest::prop_assert_eq!(picked(&t, &host, 80), Some("exact".to_string()));
+            let sibling = format!("x{label}.{domain}");
+            proptest::prop_assert_eq!(picked(&t, &sibling, 80), Some("wild".to_string()));
+            proptest::prop_assert_eq!(picked(&t, &domain, 80), Some("any".to_string()));
+        }
+    }
+
     #[test]
     fn authority_split() {
         assert_eq!(split_authority("reviews:9080"), ("reviews", 9080));

@@ -69,6 +69,13 @@ async fn swap_keeps_in_flight_requests_and_bad_configs_are_rejected() {
     assert_eq!(proxy.listener_addr("extra"), None);
     assert_eq!(get(addr, "x", "/").await.backend(), "b");
 
+    // Same address, new direction: the socket is kept and the new role applies at once.
+    let mut outbound = to_backend("v6", &b);
+    outbound.listeners[0].direction = Direction::Outbound;
+    proxy.apply(outbound).await.unwrap();
+    assert_eq!(proxy.listener_addr("main"), Some(addr));
+    assert_eq!(get(addr, "x", "/").await.header("server"), Some("envoy"));
+
     // A listener naming a missing route table is rejected too.
     let mut dangling = to_backend("v5", &a);
     dangling.listeners[0].route_table = "nope".into();
