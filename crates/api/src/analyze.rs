@@ -193,10 +193,10 @@ pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -
             continue;
         };
         let ns = r.namespace();
-        let mut report = |message: String| {
+        let mut report = |code: &'static str, message: String| {
             out.push(Diagnostic {
                 level: Level::Error,
-                code: "IST0101",
+                code,
                 resource: r.display_name(),
                 message,
             });
@@ -220,16 +220,31 @@ pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -
                 })
                 .collect();
             if matching.is_empty() {
-                report(format!("Referenced host not found: {:?}", d.host));
+                report("IST0101", format!("Referenced host not found: {:?}", d.host));
             } else if let Some(port) = &d.port
                 && matching
                     .iter()
                     .all(|s| !s.ports.is_empty() && !s.ports.contains(&port.number))
             {
-                report(format!(
-                    "Referenced host:port not found: \"{}:{}\"",
-                    d.host, port.number
-                ));
+                report(
+                    "IST0101",
+                    format!("Referenced host:port not found: \"{}:{}\"", d.host, port.number),
+                );
+            } else if d.port.is_none()
+                && let [only] = matching.as_slice()
+                && only.ports.len() > 1
+            {
+                // Istio's IST0112: the port cannot be guessed when the service has several.
+                let ports: Vec<String> = only.ports.iter().map(u32::to_string).collect();
+                report(
+                    "IST0112",
+                    format!(
+                        "This VirtualService routes to a service {:?} that exposes multiple ports [{}]. \
+                         Specifying a port in the destination is required to disambiguate.",
+                        d.host,
+                        ports.join(" ")
+                    ),
+                );
             }
             if !d.subset.is_empty() {
                 let found = rules.iter().any(|(host, dr_ns, export_to, subsets)| {
@@ -238,10 +253,13 @@ pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -
                         && subsets.contains(d.subset.as_str())
                 });
                 if !found {
-                    report(format!(
-                        "Referenced host+subset in destinationrule not found: \"{}+{}\"",
-                        d.host, d.subset
-                    ));
+                    report(
+                        "IST0101",
+                        format!(
+                            "Referenced host+subset in destinationrule not found: \"{}+{}\"",
+                            d.host, d.subset
+                        ),
+                    );
                 }
             }
         }
@@ -270,7 +288,7 @@ pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -
                 continue;
             }
             if !gateways.contains(&gateway_ref(g, ns)) {
-                report(format!("Referenced gateway not found: {g:?}"));
+                report("IST0101", format!("Referenced gateway not found: {g:?}"));
             }
         }
     }
