@@ -143,8 +143,29 @@ async fn apply(
     let source = source_of(&headers);
     let store = state.store.clone();
     Ok(Json(
-        blocking(move || store.apply_text(&body, &source, dry_run)).await?,
+        blocking(move || {
+            let mut outcome = store.apply_text(&body, &source, dry_run)?;
+            if !dry_run {
+                outcome.warnings = analysis_of(&store, &outcome);
+            }
+            Ok(outcome)
+        })
+        .await?,
     ))
+}
+
+/// Cross-resource findings about the resources an apply wrote, with the whole store as context.
+fn analysis_of(store: &Store, outcome: &WriteOutcome) -> Vec<String> {
+    let written: std::collections::BTreeSet<String> = outcome
+        .results
+        .iter()
+        .map(|r| format!("{} {}/{}", r.kind, r.namespace, r.name))
+        .collect();
+    strait_api::analyze(&store.snapshot())
+        .into_iter()
+        .filter(|d| written.contains(&d.resource))
+        .map(|d| d.to_string())
+        .collect()
 }
 
 async fn delete_documents(

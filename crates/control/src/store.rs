@@ -110,6 +110,10 @@ pub struct WriteOutcome {
     pub results: Vec<ActionResult>,
     /// Informational lines, e.g. Kubernetes objects that were skipped.
     pub notes: Vec<String>,
+    /// `istioctl analyze` findings about the written resources (e.g. IST0101 for a route to a
+    /// subset no DestinationRule defines). Warnings never block a write, as in Istio.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Why a store operation failed.
@@ -335,8 +339,8 @@ impl Store {
     pub fn delete_text(&self, text: &str, source: &str) -> Result<WriteOutcome, StoreError> {
         let (keys, notes) = identify::identify_documents(text, source).map_err(StoreError::Invalid)?;
         let mut outcome = WriteOutcome {
-            results: Vec::new(),
             notes,
+            ..WriteOutcome::default()
         };
         let mut missing = Vec::new();
         for key in keys {

@@ -48,7 +48,25 @@ fn invalid_config_is_rejected_and_changes_nothing() {
         let after = demo.strait(&["get", "vs", "-o", "json"]);
         assert_eq!(before.stdout, after.stdout, "{name} changed the store");
     }
+    // A VirtualService pointing at nothing is valid on its own: it is written, with istioctl
+    // analyze's warning, and the mesh keeps working.
+    let nowhere = dir.join("nowhere.yaml");
+    std::fs::write(
+        &nowhere,
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: nowhere}\nspec:\n  hosts: [nowhere]\n  http:\n  - route:\n    - destination: {host: nowhere}\n",
+    )
+    .expect("write case");
+    let out = demo.strait(&["apply", "-f", &nowhere.to_string_lossy()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Error [IST0101] (VirtualService default/nowhere) Referenced host not found: \"nowhere\""
+        ),
+        "analyzer warning expected: {stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+    demo.wait_synced();
 
     // The mesh still runs the last good config: all-v1, no stars.
     for _ in 0..5 {

@@ -189,6 +189,9 @@ fn print_outcome(outcome: &WriteOutcome, dry_run: bool) {
     for r in &outcome.results {
         println!("{}", apply_line(r, dry_run));
     }
+    for warning in &outcome.warnings {
+        eprintln!("{warning}");
+    }
 }
 
 /// Kinds named on the command line: one, a comma-separated list, or `all`.

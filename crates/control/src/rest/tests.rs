@@ -209,3 +209,26 @@ async fn state_survives_restart_and_busy_port_is_named() {
     assert_eq!(body["metadata"]["resourceVersion"], "1");
     cp.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn apply_reports_analyzer_warnings_but_still_writes() {
+    let cp = in_memory().await;
+    let (status, body) = call(&cp, "POST", "/api/v1/apply", BOOKINFO).await;
+    assert_eq!(status, 200, "{body}");
+    // reviews routes to subset v1 of a host no ServiceEntry or DestinationRule here defines.
+    let warnings: Vec<&str> = body["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("[IST0101]") && w.contains("VirtualService default/reviews")),
+        "{warnings:?}"
+    );
+    let (status, _) = call(&cp, "GET", "/api/v1/resources/vs/default/reviews", "").await;
+    assert_eq!(status, 200, "a warning never blocks the write");
+    cp.shutdown().await.expect("shutdown");
+}
