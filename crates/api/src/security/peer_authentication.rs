@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::WorkloadSelector;
 
@@ -17,7 +18,12 @@ pub struct PeerAuthentication {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtls: Option<MutualTls>,
     /// Per container port modes (only with a selector).
-    #[serde(alias = "port_level_mtls", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        alias = "port_level_mtls",
+        default,
+        deserialize_with = "port_map",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub port_level_mtls: Option<BTreeMap<u32, MutualTls>>,
 }
 
@@ -42,4 +48,20 @@ pub enum MtlsMode {
     Permissive,
     /// mTLS only.
     Strict,
+}
+
+/// Map keys are port numbers written as strings; a key that is not a number is named in the error.
+fn port_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<u32, MutualTls>>, D::Error> {
+    let Some(raw) = Option::<BTreeMap<String, MutualTls>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    raw.into_iter()
+        .map(|(k, v)| match k.trim().parse::<u32>() {
+            Ok(port) => Ok((port, v)),
+            Err(_) => Err(D::Error::custom(format!(
+                "port {k:?} is not a number: keys of portLevelMtls are port numbers"
+            ))),
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()
+        .map(Some)
 }

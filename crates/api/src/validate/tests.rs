@@ -502,6 +502,11 @@ fn security_rules() {
             "{selector: {matchLabels: {app: a}}, portLevelMtls: {\"80\": {mode: DISABLE}}}",
             None,
         ),
+        (
+            PA,
+            "{selector: {matchLabels: {app: a}}, portLevelMtls: {acd: {mode: STRICT}}}",
+            Some(("spec.portLevelMtls", "\"acd\" is not a number")),
+        ),
         (AP, "{}", None),
         (
             AP,
