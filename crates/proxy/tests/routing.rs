@@ -322,6 +322,47 @@ async fn explicit_proxy_absolute_form_keeps_host() {
 }
 
 #[tokio::test]
+async fn upstream_connections_are_pooled() {
+    let (h1, h2) = (Backend::start("h1").await, Backend::start("h2").await);
+    let mut c2 = cluster("c2", &[&h2]);
+    c2.protocol = UpstreamProtocol::Http2;
+    let routes = vec![
+        route(
+            "h2",
+            vec![RequestMatch {
+                uri: Some(StringMatch::Prefix("/h2".into())),
+                ..Default::default()
+            }],
+            to("c2"),
+        ),
+        route("h1", vec![], to("c1")),
+    ];
+    let cfg = config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(&["*"], routes)],
+        vec![cluster("c1", &[&h1]), c2],
+    );
+    let (proxy, addr) = start(cfg.clone()).await;
+    for _ in 0..5 {
+        assert_eq!(get(addr, "x", "/h1").await.status, 200);
+        assert_eq!(get(addr, "x", "/h2").await.status, 200);
+    }
+    // A config swap keeps the warm pools.
+    let mut v2 = cfg;
+    v2.version = "v2".into();
+    proxy.apply(v2).await.unwrap();
+    assert_eq!(get(addr, "x", "/h1").await.status, 200);
+    assert_eq!(get(addr, "x", "/h2").await.status, 200);
+    let conns = |b: &Backend| b.conns.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        (conns(&h1), conns(&h2)),
+        (1, 1),
+        "sequential requests reuse one upstream connection"
+    );
+}
+
+#[tokio::test]
 async fn h2c_upstream_and_inbound_server_header() {
     let v1 = Backend::start("v1").await;
     let mut c = cluster("c1", &[&v1]);

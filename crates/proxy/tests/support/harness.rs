@@ -28,6 +28,8 @@ pub struct Backend {
     pub hits: Arc<AtomicUsize>,
     /// Answer 503 to this many requests first (a flaky service).
     pub fail_first: Arc<AtomicUsize>,
+    /// TCP connections accepted.
+    pub conns: Arc<AtomicUsize>,
 }
 
 impl Backend {
@@ -36,12 +38,14 @@ impl Backend {
         let addr = socket.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let fail_first = Arc::new(AtomicUsize::new(0));
-        let (n, h, f) = (name.to_string(), hits.clone(), fail_first.clone());
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (n, h, f, c) = (name.to_string(), hits.clone(), fail_first.clone(), conns.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = socket.accept().await else {
                     return;
                 };
+                c.fetch_add(1, Ordering::SeqCst);
                 let (n, h, f) = (n.clone(), h.clone(), f.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| echo(n.clone(), h.clone(), f.clone(), req));
@@ -56,6 +60,7 @@ impl Backend {
             addr,
             hits,
             fail_first,
+            conns,
         }
     }
 
