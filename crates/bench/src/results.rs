@@ -125,12 +125,16 @@ impl CellResult {
         };
     }
 
-    /// Appends a sentence to the note.
+    /// Appends a sentence to the note (on one line, so that it fits a table).
     pub fn add_note(&mut self, text: &str) {
+        let text: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        if text.is_empty() {
+            return;
+        }
         if !self.note.is_empty() {
             self.note.push_str("; ");
         }
-        self.note.push_str(text);
+        self.note.push_str(&text.join(" | "));
     }
 }
 

@@ -92,9 +92,10 @@ impl Running {
 
 /// Runs the benchmark and returns (and writes) the results.
 pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
-    let out = &opts.out;
+    std::fs::create_dir_all(opts.out.join("logs"))?;
+    // nginx resolves relative paths against its prefix: give every tool absolute paths.
+    let out = &std::fs::canonicalize(&opts.out)?;
     let logs = out.join("logs");
-    std::fs::create_dir_all(&logs)?;
     let timing = Timing::of(opts.quick);
     let ticks = procfs::clock_ticks();
     let bench_load = opts.bin_dir.join("bench-load");
@@ -150,7 +151,7 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("[bench] {}: {e}", def.name);
-                result.add_note(e.lines().next().unwrap_or(""));
+                result.add_note(&e);
                 Vec::new()
             }
         };
