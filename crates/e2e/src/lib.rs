@@ -200,11 +200,7 @@ impl Demo {
 
     /// Runs the `strait` CLI against this demo's control plane.
     pub fn strait(&self, args: &[&str]) -> Output {
-        Command::new(strait_bin())
-            .args(args)
-            .env("STRAIT_SERVER", format!("http://{}", self.rest))
-            .output()
-            .expect("run strait")
+        strait_cli(self.rest, args)
     }
 
     /// `strait apply -f <file>`; panics with the CLI's output unless it succeeds.
@@ -248,6 +244,66 @@ impl Drop for Demo {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.state_dir);
     }
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Process {
+    child: Child,
+    what: String,
+}
+
+impl Process {
+    /// Starts `strait <args>` with output discarded.
+    pub fn strait(what: &str, args: &[&str]) -> Process {
+        let child = Command::new(strait_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        Process {
+            child,
+            what: what.to_string(),
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process politely (SIGTERM) and waits for it, SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killing it", self.what);
+        self.kill();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}
+
+/// Runs the `strait` CLI against the control plane at `rest`.
+pub fn strait_cli(rest: SocketAddr, args: &[&str]) -> Output {
+    Command::new(strait_bin())
+        .args(args)
+        .env("STRAIT_SERVER", format!("http://{rest}"))
+        .output()
+        .expect("run strait")
 }
 
 /// Counts the filled star icons in a product page.

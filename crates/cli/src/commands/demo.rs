@@ -171,7 +171,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(()) => print_banner(gateway, rest, &logs, started.elapsed()),
         Err(e) => eprintln!("warning: Bookinfo is not answering through the gateway yet: {e:#}"),
     }
-    wait_for_stop().await;
+    super::workload::wait_for_stop().await;
     eprintln!("stopping {} processes…", children.len());
     for child in &mut children {
         let _ = child.start_kill();
@@ -218,19 +218,4 @@ async fn wait_for_productpage(gateway: SocketAddr, limit: Duration) -> anyhow::R
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     anyhow::bail!("{last}")
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

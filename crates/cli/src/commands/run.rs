@@ -111,7 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         workload.app_ip(),
         workload.port
     );
-    let _ = tokio::signal::ctrl_c().await;
+    super::workload::wait_for_stop().await;
     for child in &mut children {
         let _ = child.start_kill();
         let _ = child.wait().await;

@@ -162,6 +162,22 @@ impl Workload {
     }
 }
 
+/// Waits for Ctrl-C or SIGTERM, so a supervisor can stop us and we can stop our children.
+pub async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Opens (appending) `<dir>/<name>.log` for a child's output.
 pub fn log_file(dir: &Path, name: &str) -> anyhow::Result<Stdio> {
     let path = dir.join(format!("{name}.log"));
