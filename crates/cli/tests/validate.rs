@@ -10,7 +10,10 @@ fn shared() -> PathBuf {
 }
 
 fn strait(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_strait")).args(args).output().expect("run strait")
+    Command::new(env!("CARGO_BIN_EXE_strait"))
+        .args(args)
+        .output()
+        .expect("run strait")
 }
 
 #[test]
@@ -50,7 +53,11 @@ fn invalid_file_exits_non_zero_naming_file_resource_and_field() {
     let out = strait(&["validate", "-f", &file.to_string_lossy()]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "an invalid regex must fail validation");
-    for needle in ["bad.yaml", "VirtualService default/reviews", "spec.http[0].match[0].uri"] {
+    for needle in [
+        "bad.yaml",
+        "VirtualService default/reviews",
+        "spec.http[0].match[0].uri",
+    ] {
         assert!(err.contains(needle), "error should name {needle:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
