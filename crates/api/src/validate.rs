@@ -74,6 +74,24 @@ pub fn typed_spec(kind: Kind, spec: Value) -> Result<Spec, (String, String)> {
 pub fn validate(resource: &Resource) -> Vec<FieldError> {
     let mut errs = common::Errs::default();
     let ns = resource.namespace();
+    // Kubernetes object names are DNS-1123 subdomains (lower case).
+    let name = resource.name();
+    let lower_label = |l: &str| common::is_dns1123_label(l) && !l.bytes().any(|b| b.is_ascii_uppercase());
+    if name.is_empty() {
+        errs.add("metadata.name", "name is required");
+    } else if name.len() > 253 || !name.split('.').all(lower_label) {
+        errs.add(
+            "metadata.name",
+            format!("{name:?} is not a valid name: use lower-case letters, digits, '-' and '.'"),
+        );
+    }
+    // Istio's own examples use `nsA`: accept Istio's (case-insensitive) label format here.
+    if !common::is_dns1123_label(ns) {
+        errs.add(
+            "metadata.namespace",
+            format!("{ns:?} is not a valid namespace: use letters, digits and '-' (at most 63)"),
+        );
+    }
     match &resource.spec {
         Spec::Gateway(g) => gateway::gateway(&mut errs, g),
         Spec::VirtualService(vs) => virtual_service::virtual_service(&mut errs, vs),

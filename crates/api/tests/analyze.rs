@@ -185,3 +185,41 @@ fn bookinfo_tasks_analyze_clean() {
         .collect();
     assert!(found.contains(&"Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule not found: \"reviews+v1\"".to_string()), "{found:#?}");
 }
+
+/// Every resource of our kinds in Istio's analyzer test data has a shape our types accept
+/// (those files are deliberately semantically wrong, never syntactically).
+#[test]
+fn analyzer_inputs_type_check() {
+    let mut count = 0;
+    let mut failures = Vec::new();
+    let dir = analyzers_dir().join("testdata");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let Ok(values) = serde_saphyr::from_multiple::<Value>(&text) else {
+            continue;
+        };
+        for v in values.into_iter().filter(Value::is_object) {
+            let kind = v.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+            if Kind::from_kind_field(kind).is_some_and(|k| api.starts_with(k.group())) {
+                count += 1;
+                if let Err(e) = serde_json::from_value::<Resource>(v) {
+                    failures.push(format!("{}: {e}", f.display()));
+                }
+            }
+        }
+    }
+    println!("{count} analyzer resources typed");
+    assert!(count > 100, "{count}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -318,6 +318,24 @@ fn unknown_top_level_fields_are_reported() {
 }
 
 #[test]
+fn metadata_names_follow_kubernetes_rules() {
+    for (name, ok) in [
+        ("reviews", true),
+        ("reviews.v1", true),
+        ("Reviews", false),
+        ("bad_name", false),
+        ("-a", false),
+    ] {
+        let text = format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name:?}}}\n\
+             spec: {{servers: [{{port: {{number: 80, name: http, protocol: HTTP}}, hosts: [\"*\"]}}]}}\n"
+        );
+        let result = parse_documents(&text, "test");
+        assert_eq!(result.is_ok(), ok, "{name}: {result:?}");
+    }
+}
+
+#[test]
 fn destination_rule_rules() {
     const DR: &str = "DestinationRule";
     run(&[
