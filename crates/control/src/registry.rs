@@ -51,7 +51,10 @@ impl ServicePort {
         } else {
             self.protocol.as_str()
         };
-        matches!(proto.to_ascii_uppercase().as_str(), "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB")
+        matches!(
+            proto.to_ascii_uppercase().as_str(),
+            "HTTP" | "HTTP2" | "GRPC" | "GRPC-WEB"
+        )
     }
 }
 
@@ -142,7 +145,11 @@ impl Registry {
 
 /// Endpoints of a ServiceEntry: inline ones, or the WorkloadEntries its selector picks in its
 /// own namespace.
-fn endpoints_of(r: &Resource, se: &ServiceEntry, entries: &[(&Resource, &WorkloadEntry)]) -> Vec<ServiceEndpoint> {
+fn endpoints_of(
+    r: &Resource,
+    se: &ServiceEntry,
+    entries: &[(&Resource, &WorkloadEntry)],
+) -> Vec<ServiceEndpoint> {
     let ns = r.namespace();
     if let Some(selector) = &se.workload_selector {
         entries
@@ -151,15 +158,26 @@ fn endpoints_of(r: &Resource, se: &ServiceEntry, entries: &[(&Resource, &Workloa
             .filter_map(|(wr, we)| endpoint(we, wr.name(), ns, app_address(wr)))
             .collect()
     } else {
-        se.endpoints.iter().filter_map(|we| endpoint(we, "", ns, None)).collect()
+        se.endpoints
+            .iter()
+            .filter_map(|we| endpoint(we, "", ns, None))
+            .collect()
     }
 }
 
 fn app_address(r: &Resource) -> Option<IpAddr> {
-    r.metadata.annotations.get(APP_ADDRESS_ANNOTATION).and_then(|a| a.parse().ok())
+    r.metadata
+        .annotations
+        .get(APP_ADDRESS_ANNOTATION)
+        .and_then(|a| a.parse().ok())
 }
 
-fn endpoint(we: &WorkloadEntry, name: &str, ns: &str, app_address: Option<IpAddr>) -> Option<ServiceEndpoint> {
+fn endpoint(
+    we: &WorkloadEntry,
+    name: &str,
+    ns: &str,
+    app_address: Option<IpAddr>,
+) -> Option<ServiceEndpoint> {
     // Only IP addresses are served locally; DNS names and unix sockets need a resolver we do not run.
     let address: IpAddr = we.address.parse().ok()?;
     Some(ServiceEndpoint {
@@ -167,8 +185,16 @@ fn endpoint(we: &WorkloadEntry, name: &str, ns: &str, app_address: Option<IpAddr
         namespace: ns.to_string(),
         address,
         labels: we.labels.clone(),
-        service_account: if we.service_account.is_empty() { "default".into() } else { we.service_account.clone() },
-        ports: we.ports.iter().filter_map(|(k, v)| Some((k.clone(), u16::try_from(*v).ok()?))).collect(),
+        service_account: if we.service_account.is_empty() {
+            "default".into()
+        } else {
+            we.service_account.clone()
+        },
+        ports: we
+            .ports
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), u16::try_from(*v).ok()?)))
+            .collect(),
         weight: if we.weight == 0 { 1 } else { we.weight },
         app_address,
     })
@@ -207,8 +233,14 @@ mod tests {
 
     #[test]
     fn short_names_resolve_against_the_rule_namespace() {
-        assert_eq!(resolve_host("reviews", "default"), "reviews.default.svc.cluster.local");
-        assert_eq!(resolve_host("reviews.prod.svc.cluster.local", "default"), "reviews.prod.svc.cluster.local");
+        assert_eq!(
+            resolve_host("reviews", "default"),
+            "reviews.default.svc.cluster.local"
+        );
+        assert_eq!(
+            resolve_host("reviews.prod.svc.cluster.local", "default"),
+            "reviews.prod.svc.cluster.local"
+        );
         assert_eq!(resolve_host("*.example.com", "default"), "*.example.com");
     }
 
