@@ -14,6 +14,7 @@ mod error;
 mod headers;
 mod listener;
 mod matcher;
+mod normalize;
 mod outlier;
 mod pipeline;
 mod policy;

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::Incoming;
 use strait_mesh::Direction;
 
 use crate::Inner;
 use crate::access_log::LogEntry;
 use crate::matcher::RequestView;
+use crate::normalize::normalize_path;
 use crate::reply::{Flags, RespBody, local};
 use crate::route::{Action, split_authority};
 use crate::snapshot::{ListenerKey, ListenerRt, Snapshot};
@@ -63,6 +65,7 @@ pub(crate) async fn serve(
     if !req.headers().contains_key("x-request-id") {
         req.headers_mut().insert("x-request-id", request_id());
     }
+    normalize_uri(&mut req);
     let mut log = inner.opts.access_log.then(|| LogEntry {
         start: Some(SystemTime::now()),
         method: req.method().to_string(),
@@ -157,6 +160,24 @@ pub(crate) async fn serve(
         log.write();
     }
     Ok(resp)
+}
+
+/// Applies path normalization to the request URI, keeping the query untouched.
+fn normalize_uri(req: &mut Request<Incoming>) {
+    let Cow::Owned(path) = normalize_path(req.uri().path()) else {
+        return;
+    };
+    let pq = match req.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = PathAndQuery::try_from(pq) {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
 }
 
 fn protocol(v: Version) -> &'static str {

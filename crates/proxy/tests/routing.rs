@@ -72,6 +72,12 @@ async fn first_match_wins_and_regex_is_full_match() {
         assert_eq!(r.backend(), "v3", "{proto:?}");
         let r = send(proto, addr, "GET", "reviews", "/id/a123", &[]).await;
         assert_eq!(r.status, 404, "{proto:?}: regex must match the whole path");
+        let r = send(proto, addr, "GET", "reviews", "/reviews/../id/7", &[]).await;
+        assert_eq!(
+            (r.backend().as_str(), r.json()["path"].as_str()),
+            ("v3", Some("/id/7")),
+            "{proto:?}: dot segments resolved before routing"
+        );
         let r = send(proto, addr, "GET", "reviews", "/id/123?x=1", &[]).await;
         assert_eq!(
             r.backend(),
