@@ -393,3 +393,41 @@ async fn h2c_upstream_and_inbound_server_header() {
         assert_eq!(r.header("server"), Some("istio-envoy"));
     }
 }
+
+#[tokio::test]
+async fn concurrent_requests_spread_over_endpoints() {
+    let (a, b, c) = (
+        Backend::start("a").await,
+        Backend::start("b").await,
+        Backend::start("c").await,
+    );
+    let cfg = config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(&["*"], vec![route("r", vec![], to("c"))])],
+        vec![cluster("c", &[&a, &b, &c])],
+    );
+    let (_p, addr) = start(cfg).await;
+    let tasks: Vec<_> = (0..150)
+        .map(|i| {
+            let proto = if i % 2 == 0 { Proto::H1 } else { Proto::H2 };
+            tokio::spawn(async move {
+                send(proto, addr, "GET", "x", "/", &[("x-test-delay-ms", "5")])
+                    .await
+                    .status
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    // LEAST_REQUEST (the default) uses every endpoint.
+    assert!(
+        a.hits() > 0 && b.hits() > 0 && c.hits() > 0,
+        "{} {} {}",
+        a.hits(),
+        b.hits(),
+        c.hits()
+    );
+    assert_eq!(a.hits() + b.hits() + c.hits(), 150);
+}
