@@ -10,7 +10,12 @@ use strait_api::networking::{
     HttpRetry, HttpRoute, HttpRouteDestination, LoadBalancerSettings, OutlierDetection, PortSelector,
     SimpleLb, StringMatch, Subset, TrafficPolicy, VirtualService,
 };
+use strait_api::networking::{Gateway, Port, Resolution, Server, ServiceEntry, ServicePort, WorkloadEntry};
 use strait_api::proto::Percent;
+use strait_api::security::{
+    Action, AuthorizationPolicy, MtlsMode, MutualTls, Operation, PeerAuthentication, Rule, RuleFrom, RuleTo,
+    Source, WorkloadSelector,
+};
 use strait_api::{Document, Duration, Kind, ObjectMeta, Resource, Spec, parse_documents, validate};
 
 fn name() -> impl Strategy<Value = String> {
@@ -183,17 +188,165 @@ fn destination_rule() -> impl Strategy<Value = Spec> {
         })
 }
 
+fn gateway() -> impl Strategy<Value = Spec> {
+    (
+        prop::collection::btree_map(name(), name(), 0..3),
+        prop::collection::btree_map(
+            1u32..=65535,
+            (
+                prop::sample::select(vec!["HTTP", "TCP", "GRPC", "http2"]),
+                prop::collection::vec(name(), 1..3),
+            ),
+            1..4,
+        ),
+    )
+        .prop_map(|(selector, servers)| {
+            Spec::Gateway(Gateway {
+                selector,
+                servers: servers
+                    .into_iter()
+                    .map(|(number, (protocol, hosts))| Server {
+                        port: Port {
+                            number,
+                            protocol: protocol.into(),
+                            name: format!("p{number}"),
+                            target_port: 0,
+                        },
+                        hosts: hosts.into_iter().map(|h| format!("{h}.example.com")).collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            })
+        })
+}
+
+fn service_entry() -> impl Strategy<Value = Spec> {
+    (
+        prop::collection::btree_set(name(), 1..3),
+        prop::collection::btree_map(1u32..=65535, name(), 1..3),
+        prop::collection::vec(
+            (
+                0u8..=255,
+                0u8..=255,
+                prop::collection::btree_map(name(), name(), 0..2),
+            ),
+            0..3,
+        ),
+        0u32..100,
+    )
+        .prop_map(|(hosts, ports, endpoints, weight)| {
+            let ports: Vec<ServicePort> = ports
+                .into_iter()
+                .enumerate()
+                .map(|(i, (number, n))| ServicePort {
+                    number,
+                    protocol: "HTTP".into(),
+                    name: format!("{n}-{i}"),
+                    target_port: 0,
+                })
+                .collect();
+            Spec::ServiceEntry(ServiceEntry {
+                hosts: hosts.into_iter().map(|h| format!("{h}.example.com")).collect(),
+                resolution: Some(Resolution::Static),
+                endpoints: endpoints
+                    .into_iter()
+                    .map(|(a, b, labels)| WorkloadEntry {
+                        address: format!("10.{a}.{b}.1"),
+                        labels,
+                        weight,
+                        ports: ports
+                            .first()
+                            .map(|p| (p.name.clone(), 8080))
+                            .into_iter()
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ports,
+                ..Default::default()
+            })
+        })
+}
+
+fn security() -> impl Strategy<Value = Spec> {
+    prop_oneof![
+        (
+            prop::collection::btree_map(name(), name(), 1..3),
+            prop::sample::select(vec![MtlsMode::Strict, MtlsMode::Permissive, MtlsMode::Disable]),
+            prop::collection::btree_map(
+                1u32..=65535,
+                Just(MutualTls {
+                    mode: Some(MtlsMode::Disable)
+                }),
+                0..2
+            ),
+        )
+            .prop_map(
+                |(labels, mode, ports)| Spec::PeerAuthentication(PeerAuthentication {
+                    selector: Some(WorkloadSelector { match_labels: labels }),
+                    mtls: Some(MutualTls { mode: Some(mode) }),
+                    port_level_mtls: (!ports.is_empty()).then_some(ports),
+                })
+            ),
+        (
+            prop::sample::select(vec![Action::Allow, Action::Deny, Action::Audit]),
+            prop::collection::vec(
+                (
+                    prop::collection::vec(name(), 1..3),
+                    prop::collection::vec(name(), 0..2),
+                    1u16..=65535
+                ),
+                0..3
+            ),
+        )
+            .prop_map(|(action, rules)| Spec::AuthorizationPolicy(AuthorizationPolicy {
+                action: Some(action),
+                rules: rules
+                    .into_iter()
+                    .map(|(ns, paths, port)| Rule {
+                        from: vec![RuleFrom {
+                            source: Source {
+                                namespaces: ns,
+                                ..Default::default()
+                            }
+                        }],
+                        to: vec![RuleTo {
+                            operation: Operation {
+                                paths: paths.into_iter().map(|p| format!("/{p}")).collect(),
+                                ports: vec![port.to_string()],
+                                ..Default::default()
+                            },
+                        }],
+                        when: Vec::new(),
+                    })
+                    .collect(),
+                ..Default::default()
+            })),
+    ]
+}
+
 fn resource() -> impl Strategy<Value = Resource> {
-    (prop_oneof![virtual_service(), destination_rule()], name(), name()).prop_map(|(spec, n, ns)| Resource {
-        api_version: "networking.istio.io/v1".into(),
-        kind: spec.kind(),
-        metadata: ObjectMeta {
-            name: n,
-            namespace: Some(ns),
-            ..Default::default()
-        },
-        spec,
-    })
+    (
+        prop_oneof![
+            virtual_service(),
+            destination_rule(),
+            gateway(),
+            service_entry(),
+            security()
+        ],
+        name(),
+        name(),
+    )
+        .prop_map(|(spec, n, ns)| Resource {
+            api_version: format!("{}/v1", spec.kind().group()),
+            kind: spec.kind(),
+            metadata: ObjectMeta {
+                name: n,
+                namespace: Some(ns),
+                ..Default::default()
+            },
+            spec,
+        })
 }
 
 fn parse_one(text: &str) -> Resource {
