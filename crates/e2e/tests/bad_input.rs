@@ -81,3 +81,33 @@ fn invalid_config_is_rejected_and_changes_nothing() {
         "no proxy should have been sent an invalid config: {text}"
     );
 }
+
+#[test]
+fn a_second_demo_on_the_same_addresses_says_one_is_running() {
+    let demo = Demo::start(45);
+    let mut second = std::process::Command::new(strait_e2e::strait_bin())
+        .args([
+            "demo",
+            "--subnet",
+            "45",
+            "--gateway-address",
+            "127.45.0.1",
+            "--control-address",
+        ])
+        .arg(demo.rest.ip().to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start a second demo");
+    let status = strait_e2e::eventually(
+        "the second demo to give up",
+        std::time::Duration::from_secs(20),
+        || second.try_wait().ok().flatten(),
+    );
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut stderr).expect("read");
+    assert!(!status.success());
+    assert!(stderr.contains("already running"), "{stderr}");
+    // The first one is unharmed.
+    assert_eq!(demo.get("/productpage", &[]).expect("productpage").status, 200);
+}
