@@ -13,6 +13,7 @@ mod service_entry;
 mod virtual_service;
 mod workload_entry;
 
+pub use crate::proto::{Duration, Percent};
 pub use common::*;
 pub use destination_rule::*;
 pub use gateway::*;
