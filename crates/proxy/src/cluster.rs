@@ -11,6 +11,10 @@ use strait_mesh::{Cluster, LbPolicy, UpstreamProtocol};
 use crate::outlier::{Detector, HostHealth};
 use crate::pool::{PoolCache, PoolKey, Upstream};
 
+/// The cluster name that means "send where the request says", as Istio names it for
+/// `outboundTrafficPolicy: ALLOW_ANY`. It needs no endpoints.
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+
 /// One endpoint with its in-flight request count (for LEAST_REQUEST).
 #[derive(Debug)]
 pub(crate) struct EndpointRt {
@@ -34,6 +38,8 @@ pub(crate) struct ClusterRt {
     active: Arc<AtomicUsize>,
     outlier: Option<Detector>,
     health: Vec<HostHealth>,
+    /// Istio's `PassthroughCluster`: forward to the request's own authority (DNS-resolved).
+    pub(crate) passthrough: bool,
     /// Cumulative endpoint weights; `None` when all weights are equal (the common case).
     cumulative: Option<Vec<u64>>,
 }
@@ -97,6 +103,7 @@ impl ClusterRt {
             outlier: c.outlier_detection.as_ref().and_then(Detector::new),
             health: c.endpoints.iter().map(|_| HostHealth::default()).collect(),
             cumulative: cumulative_weights(c),
+            passthrough: c.name == PASSTHROUGH_CLUSTER,
         }
     }
 

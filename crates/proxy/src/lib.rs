@@ -35,6 +35,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use strait_mesh::ProxyConfig;
 use tokio::net::TcpListener;
 
+pub use cluster::PASSTHROUGH_CLUSTER;
 pub use error::{ApplyError, ProxyError};
 
 use listener::RunningListener;

@@ -142,6 +142,30 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// Sends to a host name resolved by DNS (Istio's PassthroughCluster, i.e. ALLOW_ANY for an
+    /// explicit proxy). Always HTTP/1.1: nothing is known about the destination.
+    pub(crate) async fn send_by_name(
+        &self,
+        authority: &Authority,
+        path: PathAndQuery,
+        mut req: Request<UpBody>,
+    ) -> Result<Response<Incoming>, SendError> {
+        let Upstream::H1(client) = self else {
+            return Err(SendError::Connect);
+        };
+        *req.uri_mut() = absolute(authority.clone(), path).ok_or(SendError::Reset)?;
+        *req.version_mut() = Version::HTTP_11;
+        client.request(req).await.map_err(|e| {
+            if e.is_connect() {
+                SendError::Connect
+            } else {
+                classify(&e)
+            }
+        })
+    }
+}
+
 fn absolute(authority: Authority, path: PathAndQuery) -> Option<Uri> {
     Uri::builder()
         .scheme("http")

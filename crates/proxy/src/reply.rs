@@ -98,7 +98,7 @@ pub(crate) enum RespBody {
     /// Streamed from upstream; the guards keep the endpoint and cluster counted as busy until done.
     Upstream {
         body: Incoming,
-        _guards: Option<(ActiveGuard, ActiveGuard)>,
+        _guards: (Option<ActiveGuard>, ActiveGuard),
     },
     /// Produced by the proxy.
     Full(Full<Bytes>),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
@@ -96,7 +96,7 @@ pub(crate) async fn forward(
         );
     };
     outcome.cluster = Some(ci);
-    if cluster.endpoints.is_empty() {
+    if cluster.endpoints.is_empty() && !cluster.passthrough {
         return fail(
             outcome,
             Flags::UH,
@@ -283,7 +283,7 @@ pub(crate) async fn forward(
         rparts,
         RespBody::Upstream {
             body: rbody,
-            _guards: Some((ep_guard, admitted)),
+            _guards: (ep_guard, admitted),
         },
     )
 }
@@ -300,7 +300,7 @@ fn fail(
     local(status, body)
 }
 
-type TryOk = (Response<Incoming>, ActiveGuard, Instant);
+type TryOk = (Response<Incoming>, Option<ActiveGuard>, Instant);
 
 /// Tries the request up to `1 + attempts` times. On failure returns the last error and whether
 /// a retry happened. Sets URX when the retry budget ran out on a retriable result.
@@ -317,11 +317,17 @@ async fn run_tries(
     loop {
         attempt += 1;
         let last = attempt >= max_tries;
-        let Some((ep_idx, ep_guard)) = cluster.pick(&tried) else {
-            return Err((TryError::NoHealthy, attempt > 1));
+        // Passthrough has no endpoints to balance over: it goes where the request says.
+        let picked = if cluster.passthrough {
+            None
+        } else {
+            let Some((ep_idx, ep_guard)) = cluster.pick(&tried) else {
+                return Err((TryError::NoHealthy, attempt > 1));
+            };
+            tried.push(ep_idx);
+            outcome.endpoint = Some(ep_idx);
+            Some((ep_idx, ep_guard))
         };
-        tried.push(ep_idx);
-        outcome.endpoint = Some(ep_idx);
         let up_body: UpBody = match body {
             Either::Left(b) => Either::Left(Full::new(b.clone())),
             Either::Right(stream) => match stream.take() {
@@ -330,20 +336,24 @@ async fn run_tries(
                 None => Either::Left(Full::new(Bytes::new())),
             },
         };
-        let Some(ep) = cluster.endpoints.get(ep_idx) else {
-            return Err((TryError::ConnectFailure, attempt > 1));
-        };
         let req = build(template, up_body, attempt);
         let sent_at = Instant::now();
         let per_try = retries.and_then(|r| r.per_try_timeout);
-        let fut = send(cluster, ep, template, req);
+        let fut = send(
+            cluster,
+            picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i)),
+            template,
+            req,
+        );
         let res = match per_try {
             Some(t) => tokio::time::timeout(t, fut)
                 .await
                 .unwrap_or(Err(TryError::PerTryTimeout)),
             None => fut.await,
         };
-        cluster.report(ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
+        if let Some((ep_idx, _)) = &picked {
+            cluster.report(*ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
+        }
         match res {
             Ok(resp) => {
                 let retriable = retries.is_some_and(|r| r.retries_status(resp.status().as_u16()));
@@ -355,7 +365,7 @@ async fn run_tries(
                 if retriable {
                     outcome.flags.insert(Flags::URX);
                 }
-                return Ok((resp, ep_guard, sent_at));
+                return Ok((resp, picked.map(|(_, g)| g), sent_at));
             }
             Err(e) => {
                 let retriable = retries.is_some_and(|r| retries_error(r, e));
@@ -403,22 +413,40 @@ fn build(template: &Template, body: UpBody, attempt: u32) -> Request<UpBody> {
     req
 }
 
-/// Sends one try to endpoint `ep` of `cluster`.
+/// Sends one try to endpoint `ep` of `cluster`, or for passthrough to the request's authority.
 async fn send(
     cluster: &ClusterRt,
-    ep: &EndpointRt,
+    ep: Option<&EndpointRt>,
     template: &Template,
     req: Request<UpBody>,
 ) -> Result<Response<Incoming>, TryError> {
-    cluster
-        .upstream
-        .send(ep.addr, &ep.authority, template.path.clone(), req)
-        .await
-        .map_err(|e| match e {
-            SendError::Connect => TryError::ConnectFailure,
-            SendError::Refused => TryError::RefusedStream,
-            SendError::Reset => TryError::Reset,
-        })
+    let target = match ep {
+        Some(ep) => Some((ep.addr, ep.authority.clone())),
+        None => template
+            .headers
+            .get(header::HOST)
+            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
+            .map(|a| (std::net::SocketAddr::from(([0, 0, 0, 0], 0)), a)),
+    };
+    let Some((addr, authority)) = target else {
+        return Err(TryError::ConnectFailure);
+    };
+    let sent = if ep.is_some() {
+        cluster
+            .upstream
+            .send(addr, &authority, template.path.clone(), req)
+            .await
+    } else {
+        cluster
+            .upstream
+            .send_by_name(&authority, template.path.clone(), req)
+            .await
+    };
+    sent.map_err(|e| match e {
+        SendError::Connect => TryError::ConnectFailure,
+        SendError::Refused => TryError::RefusedStream,
+        SendError::Reset => TryError::Reset,
+    })
 }
 
 /// Fire-and-forget copy to a mirror cluster; its response (or failure) is discarded.

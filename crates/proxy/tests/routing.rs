@@ -431,3 +431,38 @@ async fn concurrent_requests_spread_over_endpoints() {
     );
     assert_eq!(a.hits() + b.hits() + c.hits(), 150);
 }
+
+#[tokio::test]
+async fn passthrough_cluster_forwards_to_the_requested_authority() {
+    let ext = Backend::start("external").await;
+    let pass = Cluster {
+        name: strait_proxy::PASSTHROUGH_CLUSTER.into(),
+        ..Default::default()
+    };
+    let cfg = config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(
+            &["*"],
+            vec![route("allow_any", vec![], to(strait_proxy::PASSTHROUGH_CLUSTER))],
+        )],
+        vec![pass],
+    );
+    let (_p, addr) = start(cfg).await;
+    let port = ext.addr.port();
+    let by_ip = format!("http://127.0.0.1:{port}/anything");
+    let r = send(Proto::H1, addr, "GET", &format!("127.0.0.1:{port}"), &by_ip, &[]).await;
+    assert_eq!((r.status, r.backend().as_str()), (200, "external"), "{}", r.body);
+    let by_name = format!("http://localhost:{port}/anything");
+    let r = send(
+        Proto::H1,
+        addr,
+        "GET",
+        &format!("localhost:{port}"),
+        &by_name,
+        &[],
+    )
+    .await;
+    assert_eq!((r.status, r.backend().as_str()), (200, "external"), "{}", r.body);
+    assert_eq!(r.seen_header("host"), Some(format!("localhost:{port}")));
+}
