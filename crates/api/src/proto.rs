@@ -103,6 +103,7 @@ fn parse_go_duration(text: &str) -> Result<std::time::Duration, DurationError> {
     if s.is_empty() {
         return Err(DurationError::Empty);
     }
+    // Indexing is safe: `s` is not empty (checked above).
     let (negative, mut rest) = match s.as_bytes()[0] {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
@@ -280,6 +281,20 @@ mod tests {
             Duration::from_std(std::time::Duration::from_millis(250)).as_str(),
             "250ms"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn duration_parse_never_panics(text in "\\PC{0,24}") {
+            let _ = Duration::parse(&text);
+        }
+
+        #[test]
+        fn durations_round_trip_through_text(nanos in 0u64..10_000_000_000_000) {
+            let d = Duration::from_std(std::time::Duration::from_nanos(nanos));
+            let back = Duration::parse(d.as_str()).map(|b| b.as_std());
+            proptest::prop_assert_eq!(back, Ok(d.as_std()));
+        }
     }
 
     #[derive(Deserialize)]
