@@ -227,6 +227,10 @@ async fn route_request(
     let Some(table) = snap.tables.get(listener.table) else {
         return no_route(outcome);
     };
+    // Envoy routes CONNECT only with an explicit connect matcher, which the model has none of.
+    if req.method() == Method::CONNECT {
+        return no_route(outcome);
+    }
     let authority: Cow<'_, str> = if canon.authority.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(canon.authority.to_ascii_lowercase())
     } else {

@@ -118,8 +118,10 @@ pub(crate) async fn forward(
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
     // Envoy honours the per-request timeout header from the client, then drops it.
+    // Only from inside the mesh: a gateway treats its clients as external and ignores it.
     let header_timeout = headers
         .remove(RQ_TIMEOUT)
+        .filter(|_| canon.forwarded_for.is_none())
         .and_then(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
     let timeout = match header_timeout {
         Some(0) => None,

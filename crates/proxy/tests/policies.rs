@@ -464,3 +464,30 @@ async fn circuit_breaker_overflow_is_503_uo() {
         "capacity is released with the response"
     );
 }
+
+#[tokio::test]
+async fn gateways_ignore_client_timeout_header_and_connect() {
+    let v1 = Backend::start("v1").await;
+    let cfg = config(
+        "v1",
+        Direction::Gateway,
+        vec![vhost(&["*"], vec![route("r", vec![], to("c1"))])],
+        vec![cluster("c1", &[&v1])],
+    );
+    let (_p, addr) = start(cfg).await;
+    let r = send(
+        Proto::H1,
+        addr,
+        "GET",
+        "x",
+        "/",
+        &[
+            ("x-test-delay-ms", "150"),
+            ("x-envoy-upstream-rq-timeout-ms", "20"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "external clients cannot shorten the timeout");
+    let connect = send(Proto::H1, addr, "CONNECT", "x:443", "x:443", &[]).await;
+    assert_eq!(connect.status, 404);
+}
