@@ -93,7 +93,7 @@ impl Stats {
                 "reporter=\"{}\",source_workload=\"{}\",destination_service=\"{}\",\
                  destination_service_name=\"{}\",destination_service_namespace=\"{}\",destination_app=\"{}\",\
                  destination_version=\"{}\",destination_cluster_name=\"{}\",request_protocol=\"http\",\
-                 response_code=\"{}\",response_flags=\"{}\"",
+                 response_code=\"{}\",response_flags=\"{}\",connection_security_policy=\"{}\"",
                 l.reporter,
                 escape(&l.source_workload),
                 escape(svc),
@@ -104,6 +104,12 @@ impl Stats {
                 escape(&opt(&l.destination_cluster)),
                 l.response_code,
                 l.response_flags,
+                // Istio: `unknown` on the source side; plaintext on the destination side is `none`.
+                if l.reporter == "destination" {
+                    "none"
+                } else {
+                    "unknown"
+                },
             );
             let _ = writeln!(
                 out,
@@ -164,9 +170,18 @@ mod tests {
             text.contains("destination_service_namespace=\"default\""),
             "{text}"
         );
-        assert!(text.contains("response_flags=\"-\"} 2"), "{text}");
-        assert!(text.contains("response_flags=\"-\",le=\"5\"} 1"), "{text}");
-        assert!(text.contains("response_flags=\"-\",le=\"1000\"} 2"), "{text}");
+        assert!(
+            text.contains("response_flags=\"-\",connection_security_policy=\"unknown\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("connection_security_policy=\"unknown\",le=\"5\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("connection_security_policy=\"unknown\",le=\"1000\"} 2"),
+            "{text}"
+        );
         assert!(
             text.contains("istio_request_duration_milliseconds_count{"),
             "{text}"

@@ -142,7 +142,7 @@ async fn admin_ready_config_dump_and_stats() {
     );
     assert!(stats.contains("destination_version=\"a\""), "{stats}");
     assert!(
-        stats.contains("response_code=\"200\",response_flags=\"-\"} 2"),
+        stats.contains("response_code=\"200\",response_flags=\"-\",connection_security_policy=\"none\"} 2"),
         "{stats}"
     );
 }
