@@ -78,12 +78,13 @@ pub(crate) async fn serve(
         user_agent: header_str(req.headers(), "user-agent"),
         downstream_local: Some(conn.local),
         downstream_remote: Some(conn.remote),
+        request_id: header_str(req.headers(), "x-request-id"),
         ..Default::default()
     });
     // One load per request: a config swap never tears a request in flight.
     let snap = inner.snapshot.load_full();
     let mut outcome = Outcome::default();
-    let (mut resp, direction, authority, request_id) = match snap.as_ref().and_then(|s| {
+    let (mut resp, direction) = match snap.as_ref().and_then(|s| {
         let l = s.listeners.get(&conn.key)?;
         Some((s, l))
     }) {
@@ -92,21 +93,17 @@ pub(crate) async fn serve(
             if listener.direction == Direction::Gateway {
                 canon.forwarded_for = Some(conn.remote.ip());
             }
-            let request_id = header_str(req.headers(), "x-request-id");
-            let authority = canon.authority.clone();
+            if let Some(log) = log.as_mut() {
+                log.authority = canon.authority.clone();
+            }
             let resp = route_request(snap, listener, &canon, req, &mut outcome).await;
-            (resp, listener.direction, authority, request_id)
+            (resp, listener.direction)
         }
         None => {
             // The listener is being removed or no config is live yet.
             outcome.flags.insert(Flags::NR);
             outcome.details = "route_not_found";
-            (
-                local(StatusCode::NOT_FOUND, Bytes::new()),
-                Direction::Outbound,
-                String::new(),
-                None,
-            )
+            (local(StatusCode::NOT_FOUND, Bytes::new()), Direction::Outbound)
         }
     };
     // Istio: `server: envoy` leaving through the client sidecar, `istio-envoy` on inbound/gateway.
@@ -145,8 +142,6 @@ pub(crate) async fn serve(
         log.details = outcome.details;
         log.duration = started.elapsed();
         log.upstream_time = outcome.upstream_time;
-        log.authority = authority;
-        log.request_id = request_id;
         log.upstream_host = endpoint.map(|e| e.addr);
         log.upstream_cluster = outcome.cluster_name.clone();
         log.route_name = outcome.route_name.clone();
