@@ -444,7 +444,7 @@ async fn circuit_breaker_overflow_is_503_uo() {
             "GET",
             "httpbin",
             "/",
-            &[("x-test-delay-ms", "300")],
+            &[("x-test-delay-ms", "2000")],
         )
         .await
     });
