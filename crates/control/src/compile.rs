@@ -15,6 +15,10 @@ use strait_mesh::{self as mesh, ProxyConfig};
 use crate::registry::{CLUSTER_DOMAIN, Registry, Service, host_matches, resolve_host};
 use routes::{RouteContext, gateway_ref_matches};
 
+/// Envoy's name for the cluster that forwards to the request's own destination; the proxy
+/// recognises it by name.
+pub const PASSTHROUGH_CLUSTER: &str = "PassthroughCluster";
+
 /// What the control plane knows about a connected proxy (from its Hello).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProxyNode {
@@ -124,7 +128,28 @@ fn sidecar(
             });
         }
     }
+    // Istio's default outboundTrafficPolicy is ALLOW_ANY: a host the registry does not know is
+    // forwarded to where the client asked (Envoy's PassthroughCluster).
+    outbound.virtual_hosts.push(mesh::VirtualHost {
+        name: "allow_any".into(),
+        domains: vec!["*".into()],
+        port: None,
+        routes: vec![mesh::Route {
+            name: "allow_any".into(),
+            action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
+                cluster: PASSTHROUGH_CLUSTER.into(),
+                weight: 100,
+                headers: mesh::HeaderOps::default(),
+            }]),
+            ..mesh::Route::default()
+        }],
+    });
     config.route_tables.push(outbound);
+    config.clusters.push(mesh::Cluster {
+        name: PASSTHROUGH_CLUSTER.into(),
+        connect_timeout_ms: 10_000,
+        ..mesh::Cluster::default()
+    });
     inbound(config, registry, node, ip);
 }
 
@@ -237,9 +262,10 @@ fn inbound(config: &mut ProxyConfig, registry: &Registry, node: &ProxyNode, ip: 
                     name,
                     service: service.host.clone(),
                     port: target,
+                    // The workload's labels feed the destination_app/version metric labels.
                     endpoints: vec![mesh::Endpoint {
                         address: app,
-                        labels: BTreeMap::new(),
+                        labels: endpoint.labels.clone(),
                         weight: 1,
                     }],
                     connect_timeout_ms: 10_000,

@@ -135,6 +135,28 @@ fn default_routing_without_virtual_service() {
 }
 
 #[test]
+fn unknown_hosts_pass_through_as_with_allow_any() {
+    let config = compile(&resources(&[]), &sidecar("productpage-v1", "127.10.0.2", &[]));
+    let table = config
+        .route_tables
+        .iter()
+        .find(|t| t.name == "outbound")
+        .expect("outbound");
+    let last = table.virtual_hosts.last().expect("vhosts");
+    assert_eq!(last.domains, vec!["*".to_string()], "the catch-all comes last");
+    assert_eq!(
+        clusters_of(&last.routes[0]),
+        vec![(super::PASSTHROUGH_CLUSTER, 100)]
+    );
+    assert!(
+        config
+            .clusters
+            .iter()
+            .any(|c| c.name == super::PASSTHROUGH_CLUSTER)
+    );
+}
+
+#[test]
 fn subsets_select_endpoints_by_label_and_undefined_subsets_have_no_cluster() {
     let config = compile(
         &resources(&[DR_REVIEWS]),
