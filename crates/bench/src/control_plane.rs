@@ -44,6 +44,8 @@ pub struct CpOptions {
     pub rounds: usize,
     /// Give up waiting for ACKs after this long (per round).
     pub timeout: Duration,
+    /// Stop when this process's RSS passes this many KiB.
+    pub rss_limit_kb: u64,
     /// This program (started again with `--sim-proxies`).
     pub program: std::path::PathBuf,
 }
@@ -59,42 +61,70 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Parses generated YAML into resources.
-pub fn parse(yaml: &str) -> anyhow::Result<Vec<Resource>> {
-    let docs = parse_documents(yaml, "bench").map_err(|errors| {
-        anyhow::anyhow!(
-            "the generated mesh does not parse: {}",
-            errors
-                .iter()
-                .take(3)
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        )
-    })?;
-    Ok(docs
-        .into_iter()
-        .filter_map(|d| match d {
+/// Parses generated YAML chunks into resources.
+pub fn parse(chunks: &[String]) -> anyhow::Result<Vec<Resource>> {
+    let mut out = Vec::new();
+    for yaml in chunks {
+        let docs = parse_documents(yaml, "bench").map_err(|errors| {
+            let first: Vec<String> = errors.iter().take(3).map(ToString::to_string).collect();
+            anyhow::anyhow!("the generated mesh does not parse: {}", first.join("; "))
+        })?;
+        out.extend(docs.into_iter().filter_map(|d| match d {
             Document::Istio(r) => Some(r),
             Document::Kubernetes(_) => None,
-        })
-        .collect())
+        }));
+    }
+    Ok(out)
 }
 
-/// Collects ACK lines until `want` proxies have acked `version` or the deadline passes; returns
-/// each proxy's ACK time (µs since the epoch).
+/// How waiting for ACKs ended.
+enum Waited {
+    /// Every proxy acked: each one's ACK time (µs since the epoch).
+    All(HashMap<usize, u64>),
+    /// The deadline passed with this many acked.
+    TimedOut(usize),
+    /// The control plane's RSS passed the limit (KiB) with this many acked.
+    OverMemory(usize, u64),
+}
+
+impl Waited {
+    fn why(&self, want: usize, timeout: Duration) -> Option<String> {
+        match self {
+            Waited::All(_) => None,
+            Waited::TimedOut(n) => Some(format!("only {n} of {want} proxies acked within {timeout:?}")),
+            Waited::OverMemory(n, kb) => Some(format!(
+                "stopped at {n} of {want} acked: the control plane's RSS reached {} MB (limit set to protect \
+                 the shared machine)",
+                kb / 1024
+            )),
+        }
+    }
+}
+
+/// Collects ACK lines until `want` proxies have acked `version`, the deadline passes, or this
+/// process's RSS passes `rss_limit_kb` (a control plane that keeps every proxy's configuration can
+/// exhaust a shared machine at 1,000 proxies).
 async fn wait_acks<R: tokio::io::AsyncBufRead + Unpin>(
     lines: &mut tokio::io::Lines<R>,
     version: &str,
     want: usize,
     timeout: Duration,
-) -> anyhow::Result<Option<HashMap<usize, u64>>> {
+    rss_limit_kb: u64,
+) -> anyhow::Result<Waited> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut acked = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     while acked.len() < want {
-        let line = match tokio::time::timeout_at(deadline, lines.next_line()).await {
-            Err(_) => return Ok(None),
-            Ok(line) => line?,
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            _ = tokio::time::sleep_until(deadline) => return Ok(Waited::TimedOut(acked.len())),
+            _ = tick.tick() => {
+                let rss = procfs::memory(&[std::process::id()]).map(|m| m.rss_kb).unwrap_or(0);
+                if rss > rss_limit_kb {
+                    return Ok(Waited::OverMemory(acked.len(), rss));
+                }
+                continue;
+            }
         };
         let Some(line) = line else {
             anyhow::bail!(
@@ -110,7 +140,7 @@ async fn wait_acks<R: tokio::io::AsyncBufRead + Unpin>(
             None => anyhow::bail!("simulated proxies: {line}"),
         }
     }
-    Ok(Some(acked))
+    Ok(Waited::All(acked))
 }
 
 /// Runs the whole benchmark.
@@ -146,7 +176,11 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
     let t = Instant::now();
     let s = store.clone();
     let y = yaml.clone();
-    tokio::task::spawn_blocking(move || s.apply_text(&y, "bench", false)).await??;
+    tokio::task::spawn_blocking(move || {
+        y.iter()
+            .try_for_each(|chunk| s.apply_text(chunk, "bench", false).map(|_| ()))
+    })
+    .await??;
     let initial_apply_ms = ms(t.elapsed());
 
     let t = Instant::now();
@@ -167,8 +201,9 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
         .ok_or_else(|| anyhow::anyhow!("no stdout from the simulated proxies"))?;
     let mut lines = BufReader::new(stdout).lines();
     let first = store.revision().to_string();
-    let connected = wait_acks(&mut lines, &first, opts.proxies, opts.timeout).await?;
-    let connect_all_acked_ms = connected.map(|_| ms(t.elapsed()));
+    let connected = wait_acks(&mut lines, &first, opts.proxies, opts.timeout, opts.rss_limit_kb).await?;
+    let mut problem = connected.why(opts.proxies, opts.timeout);
+    let connect_all_acked_ms = problem.is_none().then(|| ms(t.elapsed()));
     let mut rounds = Vec::new();
     let mut per_proxy_us: Vec<u32> = Vec::new();
     if connect_all_acked_ms.is_some() {
@@ -178,13 +213,22 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
             let started = micros_now();
             tokio::task::spawn_blocking(move || s.apply_text(&text, "bench-round", false)).await??;
             let version = store.revision().to_string();
-            match wait_acks(&mut lines, &version, opts.proxies, opts.timeout).await? {
-                Some(acks) => {
+            match wait_acks(
+                &mut lines,
+                &version,
+                opts.proxies,
+                opts.timeout,
+                opts.rss_limit_kb,
+            )
+            .await?
+            {
+                Waited::All(acks) => {
                     let latest = acks.values().copied().max().unwrap_or(started);
                     rounds.push(Some(latest.saturating_sub(started) as f64 / 1000.0));
                     per_proxy_us.extend(acks.values().map(|a| a.saturating_sub(started) as u32));
                 }
-                None => {
+                other => {
+                    problem = other.why(opts.proxies, opts.timeout);
                     rounds.push(None);
                     break;
                 }
@@ -207,21 +251,19 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
     let mut note = String::from(
         "Simulated proxies ACK without decoding the JSON (the control plane's cost only); control plane \
          and simulated proxies share the machine's cores. RSS is the benchmark process (control plane + \
-         the generated YAML), not the proxies.",
+         the generated YAML), not the proxies. The mesh is parsed and applied in chunks of 100 services \
+         (the YAML parser accepts at most 1,024 documents per input).",
     );
-    if connect_all_acked_ms.is_none() {
-        note.push_str(&format!(
-            " Not all proxies had their first configuration after {:?}.",
-            opts.timeout
-        ));
-    } else if rounds.iter().any(Option::is_none) {
-        note.push_str(&format!(" A round timed out after {:?}.", opts.timeout));
+    match (&problem, connect_all_acked_ms) {
+        (Some(p), None) => note.push_str(&format!(" INCOMPLETE: connecting the proxies: {p}.")),
+        (Some(p), Some(_)) => note.push_str(&format!(" INCOMPLETE: round {}: {p}.", rounds.len())),
+        (None, _) => {}
     }
     Ok(ControlPlaneResult {
         services: opts.size.services,
         workloads: opts.size.services * opts.size.workloads_per_service,
-        virtual_services: opts.size.virtual_services,
-        destination_rules: opts.size.virtual_services,
+        virtual_services: opts.size.virtual_services.min(opts.size.services),
+        destination_rules: opts.size.virtual_services.min(opts.size.services),
         parse_ms,
         compile_ms_p50,
         compile_ms_max,

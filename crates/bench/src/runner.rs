@@ -317,7 +317,13 @@ async fn smoke(def: &CellDef) -> Result<(), String> {
 async fn control_plane(opts: &RunnerOptions, logs: &Path) -> anyhow::Result<ControlPlaneResult> {
     let json = opts.out.join("control_plane.json");
     let _ = std::fs::remove_file(&json);
-    let mut cmd = tokio::process::Command::new(opts.bin_dir.join("bench-control-plane"));
+    // The runner is pinned to CPU 0; the control plane gets every online CPU, as it would in
+    // production (it is not part of the 2-core data-plane protocol).
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_else(|_| "0".into());
+    let mut cmd = tokio::process::Command::new("taskset");
+    cmd.arg("-c")
+        .arg(online.trim())
+        .arg(opts.bin_dir.join("bench-control-plane"));
     cmd.arg("--out").arg(&json);
     if opts.quick {
         cmd.arg("--quick");

@@ -19,9 +19,12 @@ struct Args {
     /// Where to write the JSON result.
     #[arg(long, default_value = "target/bench/control_plane.json")]
     out: PathBuf,
-    /// Simulated proxies to connect.
-    #[arg(long, default_value_t = 1000)]
-    proxies: usize,
+    /// Simulated proxies to connect (default: 1,000; 100 with --quick).
+    #[arg(long)]
+    proxies: Option<usize>,
+    /// Stop (and report) if the control plane's RSS passes this many MB.
+    #[arg(long, default_value_t = 4096)]
+    rss_limit_mb: u64,
     /// Services in the mesh.
     #[arg(long, default_value_t = 1000)]
     mesh_services: usize,
@@ -48,10 +51,11 @@ fn main() -> anyhow::Result<()> {
     }
     let opts = CpOptions {
         size,
-        proxies: a.proxies,
+        proxies: a.proxies.unwrap_or(if a.quick { 100 } else { 1000 }),
         compile_iterations: if a.quick { 3 } else { 10 },
         rounds: if a.quick { 3 } else { 10 },
         timeout: Duration::from_secs(a.timeout),
+        rss_limit_kb: a.rss_limit_mb * 1024,
         program: std::env::current_exe()?,
     };
     let result = rt.block_on(run(&opts))?;

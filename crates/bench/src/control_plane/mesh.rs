@@ -60,10 +60,21 @@ fn virtual_service(size: &MeshSize, i: usize, v1_weight: u32) -> String {
     )
 }
 
-/// The whole mesh as multi-document YAML.
-pub fn generate(size: &MeshSize) -> String {
-    let mut o = String::with_capacity(size.services * 1500);
-    for i in 0..size.services {
+/// Services per YAML chunk: 100 services are at most 500 documents, under the YAML parser's
+/// budget of 1,024 documents per input (`strait_api::parse_documents`, hence per `apply`).
+pub const SERVICES_PER_CHUNK: usize = 100;
+
+/// The whole mesh as multi-document YAML, in chunks of [`SERVICES_PER_CHUNK`] services.
+pub fn generate(size: &MeshSize) -> Vec<String> {
+    (0..size.services)
+        .step_by(SERVICES_PER_CHUNK)
+        .map(|from| chunk(size, from, (from + SERVICES_PER_CHUNK).min(size.services)))
+        .collect()
+}
+
+fn chunk(size: &MeshSize, from: usize, to: usize) -> String {
+    let mut o = String::with_capacity((to - from) * 1500);
+    for i in from..to {
         let (name, ns, host) = (svc(i), ns(size, i), host(size, i));
         let _ = write!(
             o,
@@ -131,11 +142,18 @@ mod tests {
             virtual_services: 10,
             namespaces: 3,
         };
-        let resources = crate::control_plane::parse(&generate(&size)).unwrap();
+        let chunks = generate(&size);
+        assert_eq!(chunks.len(), 1);
+        let resources = crate::control_plane::parse(&chunks).unwrap();
         assert_eq!(resources.len(), 20 + 40 + 10 + 10);
         let cfg = strait_control::compile::compile(&resources, &node_for(&size, 5));
         let outbound = cfg.route_tables.iter().find(|t| t.name == "outbound").unwrap();
-        assert_eq!(outbound.virtual_hosts.len(), 20);
+        let services = outbound
+            .virtual_hosts
+            .iter()
+            .filter(|v| v.name.starts_with("svc-"))
+            .count();
+        assert_eq!(services, 20);
         // The VirtualService's three rules are compiled for service 0.
         let vh = outbound
             .virtual_hosts
@@ -143,7 +161,17 @@ mod tests {
             .find(|v| v.name.starts_with("svc-0000."))
             .unwrap();
         assert_eq!(vh.routes.len(), 3);
-        assert!(crate::control_plane::parse(&mutation(&size, 3)).is_ok());
+        assert!(crate::control_plane::parse(&[mutation(&size, 3)]).is_ok());
+    }
+
+    #[test]
+    fn the_full_mesh_comes_in_chunks_the_parser_accepts() {
+        let chunks = generate(&MeshSize::default());
+        assert_eq!(chunks.len(), 10);
+        for c in &chunks {
+            assert!(c.matches("\n---\n").count() <= 1024);
+        }
+        assert!(crate::control_plane::parse(&chunks[..1]).is_ok());
     }
 
     #[test]
