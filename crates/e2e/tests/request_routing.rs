@@ -106,3 +106,51 @@ fn bookinfo_through_the_gateway_and_request_routing() {
         "{text}"
     );
 }
+
+/// Istio's fault-injection task on top of request routing: jason's ratings calls are aborted (500)
+/// or delayed (7 s, beyond productpage's 2 × 3 s budget for reviews v2's 10 s ratings timeout).
+#[test]
+fn fault_injection_lab() {
+    let demo = Demo::start(46);
+    demo.apply(&networking("virtual-service-all-v1.yaml"));
+    demo.apply(&networking("virtual-service-reviews-test-v2.yaml"));
+    let out = demo.apply(&networking("virtual-service-ratings-test-abort.yaml"));
+    assert!(
+        out.contains("virtualservice.networking.istio.io/ratings configured"),
+        "{out}"
+    );
+    demo.wait_synced();
+    let jason = login(&demo, "jason");
+    let page = demo
+        .get("/productpage", &[("cookie", &jason)])
+        .expect("productpage as jason");
+    assert_eq!(
+        page.body
+            .matches("Ratings service is currently unavailable")
+            .count(),
+        2,
+        "both reviews"
+    );
+    let page = demo.get("/productpage", &[]).expect("anonymous productpage");
+    assert!(
+        !page.body.contains("Ratings service is currently unavailable"),
+        "others are unaffected"
+    );
+
+    demo.apply(&networking("virtual-service-ratings-test-delay.yaml"));
+    demo.wait_synced();
+    let page = demo
+        .get("/productpage", &[("cookie", &jason)])
+        .expect("productpage as jason");
+    assert_eq!(page.status, 200, "the page itself never fails");
+    assert!(
+        page.body.contains("Error fetching product reviews"),
+        "productpage gave up on reviews"
+    );
+    assert!(
+        page.body
+            .contains("Sorry, product reviews are currently unavailable for this book.")
+    );
+    let page = demo.get("/productpage", &[]).expect("anonymous productpage");
+    assert!(!page.body.contains("Error fetching product reviews"));
+}
