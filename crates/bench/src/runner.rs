@@ -142,9 +142,12 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
     for def in defs {
         let mut result = CellResult::empty(&def.name, def.hops, if def.http2 { "h2" } else { "http1" });
         result.add_note(&def.note);
-        if def.is_strait() && programs.strait_args.is_empty() {
-            result
-                .add_note("Strait's access log is ON (no option to turn it off yet; lines go to /dev/null)");
+        if def.is_strait() {
+            result.add_note(if programs.strait_args.is_empty() {
+                "Strait's access log is ON (this build has no --no-access-log; lines go to /dev/null)"
+            } else {
+                "access log off (--no-access-log), like nginx and HAProxy"
+            });
         }
         eprintln!("[bench] starting {}", def.name);
         let procs = match cells::start(&def, &programs) {
@@ -329,13 +332,28 @@ async fn control_plane(opts: &RunnerOptions, logs: &Path) -> anyhow::Result<Cont
         cmd.arg("--quick");
     }
     let log = std::fs::File::create(logs.join("control-plane.log"))?;
-    let status = cmd.stderr(log).status().await?;
+    let status = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .status()
+        .await?;
     anyhow::ensure!(
         status.success(),
         "bench-control-plane exited with {status}; see {}/control-plane.log",
         logs.display()
     );
     Ok(serde_json::from_str(&std::fs::read_to_string(&json)?)?)
+}
+
+/// Re-renders `results.md`, `chart.svg` (and the docs section) from a saved `results.json`,
+/// re-evaluating the goals: for a changed report format without measuring again.
+pub fn render_from(json: &Path, out: &Path, docs_path: Option<&Path>) -> anyhow::Result<Results> {
+    let text =
+        std::fs::read_to_string(json).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", json.display()))?;
+    let mut results: Results = serde_json::from_str(&text)?;
+    results.evaluate_goals();
+    write_outputs(&results, out, docs_path)?;
+    Ok(results)
 }
 
 fn write_outputs(results: &Results, out: &Path, docs_path: Option<&Path>) -> anyhow::Result<()> {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use strait_bench::runner::{RunnerOptions, run};
+use strait_bench::runner::{RunnerOptions, render_from, run};
 
 /// Arguments.
 #[derive(Parser)]
@@ -34,6 +34,9 @@ struct Args {
     /// First port of the range used on 127.0.0.1.
     #[arg(long, default_value_t = 18000)]
     port_base: u16,
+    /// Do not measure: re-render the report (and docs with --update-docs) from this results.json.
+    #[arg(long)]
+    render_from: Option<PathBuf>,
     /// The command to print in the report (bench/run passes its own).
     #[arg(long, default_value = "")]
     command: String,
@@ -57,6 +60,12 @@ fn main() -> anyhow::Result<()> {
         port_base: a.port_base,
         command,
     };
+    if let Some(json) = &a.render_from {
+        std::fs::create_dir_all(&opts.out)?;
+        let results = render_from(json, &opts.out, opts.docs.as_deref())?;
+        println!("{}", strait_bench::report::markdown(&results));
+        return Ok(());
+    }
     // One thread: the runner is pinned to CPU 0 with the load generator and mostly waits.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -34,7 +34,7 @@ pub fn now_utc() -> String {
 pub fn machine_description() -> Vec<String> {
     [
         ("CPU", "lscpu | sed -n 's/^Model name: *//p' | head -1"),
-        ("cores", "nproc"),
+        ("cores", "nproc --all"),
         (
             "memory",
             "awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo",
