@@ -6,6 +6,7 @@
 //! Nothing here is timing-based in `cargo test`: the tests cover the pure parts (percentiles,
 //! `/proc` parsing, wrk output, result shapes, generated configurations).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod backend;
 pub mod chart;

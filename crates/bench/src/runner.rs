@@ -142,7 +142,7 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
     for def in defs {
         let mut result = CellResult::empty(&def.name, def.hops, if def.http2 { "h2" } else { "http1" });
         result.add_note(&def.note);
-        if def.is_strait() {
+        if def.is_strait() && programs.strait.exists() {
             result.add_note(if programs.strait_args.is_empty() {
                 "Strait's access log is ON (this build has no --no-access-log; lines go to /dev/null)"
             } else {
