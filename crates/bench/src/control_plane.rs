@@ -170,6 +170,25 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
         .unwrap_or(0.0);
     let compile_ms_max = compile_ms.iter().copied().fold(0.0, f64::max);
 
+    // Last resort: the control plane compiles on its async runtime, so when it is saturated the
+    // RSS check in `wait_acks` may not get to run; an OS thread stops the process 2 GB later.
+    let hard_limit_kb = opts.rss_limit_kb + 2 * 1024 * 1024;
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let rss = procfs::memory(&[std::process::id()])
+                .map(|m| m.rss_kb)
+                .unwrap_or(0);
+            if rss > hard_limit_kb {
+                eprintln!(
+                    "bench-control-plane: RSS {} MB passed the hard limit of {} MB; stopping to protect the machine",
+                    rss / 1024,
+                    hard_limit_kb / 1024
+                );
+                std::process::exit(3);
+            }
+        }
+    });
     let store = Arc::new(Store::in_memory());
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
     let cp = strait_control::start_with_store(store.clone(), any, any).await?;

@@ -39,7 +39,9 @@ async fn proxy(
     size: MeshSize,
     grpc: String,
     out: mpsc::UnboundedSender<String>,
+    first: tokio::sync::oneshot::Sender<()>,
 ) -> anyhow::Result<()> {
+    let mut first = Some(first);
     let node = node_for(&size, index);
     let mut client = ConfigDiscoveryClient::connect(grpc).await?;
     let (tx, rx) = mpsc::channel(4);
@@ -69,23 +71,46 @@ async fn proxy(
             .map(|d| d.as_micros())
             .unwrap_or(0);
         let _ = out.send(format!("ACK {index} {} {micros}\n", push.version));
+        if let Some(first) = first.take() {
+            let _ = first.send(());
+        }
     }
     Ok(())
 }
 
-/// Connects `n` proxies (workloads 0..n of the mesh) to `grpc` and prints an [`AckLine`] per ACK
-/// on stdout until the streams end.
+/// Proxies connected at once: the next batch connects when this one has its first
+/// configuration, as proxies arrive in a rolling start rather than all in one instant.
+pub const CONNECT_BATCH: usize = 25;
+
+/// Connects `n` proxies (workloads 0..n of the mesh) to `grpc` in batches of [`CONNECT_BATCH`]
+/// and prints an [`AckLine`] per ACK on stdout until the streams end.
 pub async fn run_proxies(n: usize, size: MeshSize, grpc: String) -> anyhow::Result<()> {
     let (out, mut lines) = mpsc::unbounded_channel::<String>();
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let (grpc, out) = (grpc.clone(), out.clone());
-        tasks.spawn(async move {
-            if let Err(e) = proxy(i, size, grpc, out.clone()).await {
-                let _ = out.send(format!("proxy {i} failed: {e}\n"));
+    let connector = {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            let all: Vec<usize> = (0..n).collect();
+            for batch in all.chunks(CONNECT_BATCH) {
+                let mut firsts = Vec::new();
+                for &i in batch {
+                    let (grpc, out) = (grpc.clone(), out.clone());
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    firsts.push(rx);
+                    tasks.spawn(async move {
+                        if let Err(e) = proxy(i, size, grpc, out.clone(), tx).await {
+                            let _ = out.send(format!("proxy {i} failed: {e}\n"));
+                        }
+                    });
+                }
+                for rx in firsts {
+                    // A proxy that failed drops its sender; its error line is already out.
+                    let _ = rx.await;
+                }
             }
-        });
-    }
+            while tasks.join_next().await.is_some() {}
+        })
+    };
     drop(out);
     let mut stdout = tokio::io::stdout();
     while let Some(line) = lines.recv().await {
@@ -96,7 +121,7 @@ pub async fn run_proxies(n: usize, size: MeshSize, grpc: String) -> anyhow::Resu
         stdout.write_all(batch.as_bytes()).await?;
         stdout.flush().await?;
     }
-    while tasks.join_next().await.is_some() {}
+    let _ = connector.await;
     Ok(())
 }
 
