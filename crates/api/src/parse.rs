@@ -91,6 +91,28 @@ pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Document>, Vec<Ap
     if errors.is_empty() { Ok(docs) } else { Err(errors) }
 }
 
+/// Most documents one YAML input may hold. serde-saphyr's default (1,024) is meant for a
+/// config file; `strait apply` of a 1,000-service mesh is ~4,000 documents. Inputs are bounded
+/// anyway (the REST API takes at most 64 MiB), so this only stops separator storms.
+pub const MAX_YAML_DOCUMENTS: usize = 100_000;
+
+/// Most YAML nodes (scalars, sequences, maps) in one input: a 64 MiB manifest of ordinary
+/// resources has a few million, so this is generous while still bounding memory.
+pub const MAX_YAML_NODES: usize = 8_000_000;
+
+/// The parser's budgets, raised for mesh-sized inputs. Alias/anchor limits (the defence against
+/// "billion laughs" expansion), nesting depth and scalar-byte caps keep their defaults.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::budget::Budget::default();
+    budget.max_documents = MAX_YAML_DOCUMENTS;
+    budget.max_nodes = MAX_YAML_NODES;
+    // A node is one to three parser events (start/end of collections, scalars).
+    budget.max_events = 3 * MAX_YAML_NODES;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 /// Reads the raw documents, flattening JSON arrays and `List` objects.
 fn read_values(text: &str) -> Result<Vec<Value>, String> {
     let trimmed = text.trim_start();
@@ -101,7 +123,8 @@ fn read_values(text: &str) -> Result<Vec<Value>, String> {
             Err(e) => return Err(format!("invalid JSON: {e}")),
         }
     } else {
-        serde_saphyr::from_multiple::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
+        serde_saphyr::from_multiple_with_options::<Value>(text, yaml_options())
+            .map_err(|e| format!("invalid YAML: {e}"))?
     };
     let mut out = Vec::new();
     for v in raw {
@@ -236,4 +259,48 @@ pub fn parse_value(value: Value, source: &str, document: usize) -> Result<Option
             .collect());
     }
     Ok(Some(Document::Istio(resource)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_entry(i: usize) -> String {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata:\n  name: svc-{i}\n  \
+             namespace: ns-{}\nspec:\n  hosts: [svc-{i}.example.com]\n  ports:\n  - number: 80\n    \
+             name: http\n    protocol: HTTP\n  resolution: STATIC\n",
+            i % 10
+        )
+    }
+
+    #[test]
+    fn a_mesh_sized_input_of_3000_documents_parses() {
+        let text: Vec<String> = (0..3000).map(service_entry).collect();
+        let docs = parse_documents(&text.join("---\n"), "mesh.yaml").expect("3,000 documents parse");
+        assert_eq!(docs.len(), 3000);
+    }
+
+    #[test]
+    fn alias_expansion_bombs_are_still_refused() {
+        // "Billion laughs": each level refers to the previous one ten times.
+        let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        let mut prev = 'a';
+        for level in ['b', 'c', 'd', 'e', 'f', 'g', 'h', 'i'] {
+            text.push_str(&format!(
+                "{level}: &{level} [{}]\n",
+                vec![format!("*{prev}"); 10].join(", ")
+            ));
+            prev = level;
+        }
+        let err = read_values(&text).expect_err("an alias bomb must breach the budget");
+        assert!(err.contains("budget"), "{err}");
+    }
+
+    #[test]
+    fn document_separator_storms_are_bounded() {
+        let text = "---\n".repeat(MAX_YAML_DOCUMENTS + 10);
+        let err = read_values(&text).expect_err("a separator storm must breach the budget");
+        assert!(err.contains("budget"), "{err}");
+    }
 }
