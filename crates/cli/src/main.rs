@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match build_runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -85,5 +85,24 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The async runtime for one subcommand. A proxy with one worker (`--concurrency 1` or
+/// `TOKIO_WORKER_THREADS=1`, how sidecars are usually pinned) runs a `current_thread` runtime:
+/// no worker thread to wake, no work-stealing queues, requests never cross threads, and one
+/// thread's stack and allocator arena less. Everything else keeps the multi-threaded runtime.
+fn build_runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = match command {
+        Command::Proxy(a) => proxy::worker_threads(a),
+        _ => None,
+    };
+    match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
     }
 }

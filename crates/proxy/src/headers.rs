@@ -96,6 +96,11 @@ impl CompiledEdit {
 /// Removes connection-scoped headers (RFC 9110 §7.6.1), including those named by `Connection`.
 /// HTTP/2 peers reject them outright, so they must go before crossing protocols.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (pointer-cheap comparisons for the
+    // standard ones) instead of eight hashed removals, which were ~5% of a request's instructions.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -118,6 +123,17 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+}
+
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    *n == header::CONNECTION
+        || *n == header::TRANSFER_ENCODING
+        || *n == header::TE
+        || *n == header::UPGRADE
+        || *n == header::PROXY_AUTHORIZATION
+        || *n == header::PROXY_AUTHENTICATE
+        || n.as_str() == "keep-alive"
+        || n.as_str() == "proxy-connection"
 }
 
 #[cfg(test)]
@@ -168,5 +184,24 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+        for name in [
+            "transfer-encoding",
+            "te",
+            "upgrade",
+            "proxy-authorization",
+            "proxy-authenticate",
+            "keep-alive",
+            "proxy-connection",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("x-kept", HeaderValue::from_static("1"));
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut h);
+            assert_eq!(h.len(), 1, "{name} was kept");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
     }
 }

@@ -321,19 +321,45 @@ fn no_route(outcome: &mut Outcome) -> Response<RespBody> {
     local(StatusCode::NOT_FOUND, Bytes::new())
 }
 
-/// A random UUIDv4, as Envoy generates for requests without `x-request-id`.
+/// A random UUIDv4, as Envoy generates for requests without `x-request-id`. Written straight
+/// into a stack buffer: `format!` here cost ~3,600 instructions per request (callgrind).
 fn request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let v: u128 = rand::random();
     let v = (v & !(0xf << 76)) | (0x4 << 76);
     let v = (v & !(0x3 << 62)) | (0x2 << 62);
-    let s = format!("{v:032x}");
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        &s[0..8],
-        &s[8..12],
-        &s[12..16],
-        &s[16..20],
-        &s[20..32]
-    );
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let mut out = [0u8; 36];
+    let mut nibble = 32;
+    for (i, b) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *b = b'-';
+            continue;
+        }
+        nibble -= 1;
+        *b = HEX[((v >> (nibble * 4)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let a = request_id();
+        let b = request_id();
+        assert_ne!(a, b);
+        let s = a.to_str().unwrap();
+        assert_eq!(s.len(), 36, "{s}");
+        for (i, c) in s.chars().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                assert_eq!(c, '-', "{s}");
+            } else {
+                assert!(c.is_ascii_hexdigit() && !c.is_ascii_uppercase(), "{s}");
+            }
+        }
+        assert_eq!(&s[14..15], "4", "version nibble: {s}");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "variant: {s}");
+    }
 }

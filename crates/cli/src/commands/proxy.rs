@@ -45,6 +45,21 @@ pub struct Args {
     /// Do not print an access-log line per request (benchmarks compare proxies without logging).
     #[arg(long)]
     pub no_access_log: bool,
+    /// Worker threads (Istio's `--concurrency`). 1 runs everything on one thread, the cheapest
+    /// shape for a sidecar pinned to one core. Default: `TOKIO_WORKER_THREADS`, else one per CPU.
+    #[arg(long)]
+    pub concurrency: Option<std::num::NonZeroUsize>,
+}
+
+/// How many worker threads the proxy's runtime should have: `--concurrency`, else a valid
+/// `TOKIO_WORKER_THREADS`, else `None` (the runtime's default, one per CPU).
+pub fn worker_threads(args: &Args) -> Option<usize> {
+    args.concurrency.map(std::num::NonZeroUsize::get).or_else(|| {
+        std::env::var("TOKIO_WORKER_THREADS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+    })
 }
 
 /// Parses `k=v` pairs.

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Self and inclusive Ir per function from an uncompressed callgrind dump
+(callgrind_annotate 3.19 mis-attributes Rust binaries here).
+
+usage: cgself.py FILE [TOP] [REQUESTS]"""
+import collections, re, sys
+
+f = sys.argv[1]
+top = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+n = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+selfc = collections.Counter()
+incl = collections.Counter()
+fn = None
+after_calls = False
+cfn = None
+for line in open(f, errors="replace"):
+    line = line.rstrip("\n")
+    if line.startswith("fn="):
+        fn = line[3:]
+        after_calls = False
+        continue
+    if line.startswith("cfn="):
+        cfn = line[4:]
+        continue
+    if line.startswith("calls="):
+        after_calls = True
+        continue
+    if line and (line[0].isdigit() or line[0] in "+-*"):
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        c = int(parts[1])
+        if after_calls:
+            if cfn != fn:
+                incl[(fn, cfn)] += c
+            after_calls = False
+        else:
+            selfc[fn] += c
+total = sum(selfc.values())
+print(f"total Ir {total} ({total / n:.0f} per request)")
+for name, c in selfc.most_common(top):
+    print(f"{c / n:9.0f} {100 * c / total:5.1f}%  {name[:150]}")
+
+# Optional: CALLERS=substring prints who calls matching functions (inclusive Ir of the calls).
+import os
+want = os.environ.get("CALLERS")
+if want:
+    rows = [(c, a, b) for (a, b), c in incl.items() if want in b]
+    rows.sort(reverse=True)
+    print(f"\ncallers of *{want}*:")
+    for c, a, b in rows[:25]:
+        print(f"{c / n:9.0f}  {a[:110]}  ->  {b[:60]}")
