@@ -4,16 +4,18 @@
 
 mod clusters;
 mod routes;
+mod snapshot;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use strait_api::networking::{Gateway, VirtualService};
+use strait_api::networking::{DestinationRule, Gateway, VirtualService};
 use strait_api::{Resource, Spec};
 use strait_mesh::{self as mesh, ProxyConfig};
 
-use crate::registry::{CLUSTER_DOMAIN, Registry, Service, host_matches, resolve_host};
+use crate::registry::{CLUSTER_DOMAIN, Registry, Service, ServiceEndpoint, host_matches, resolve_host};
 use routes::{RouteContext, gateway_ref_matches};
+pub use snapshot::{ShareKey, SharedSidecar, SnapshotCompiler, assemble};
 
 /// Envoy's name for the cluster that forwards to the request's own destination; the proxy
 /// recognises it by name.
@@ -50,36 +52,117 @@ pub enum ProxyRole {
 
 /// Compiles the configuration of `node` from every stored resource. The `version` field is left
 /// empty: the push server versions what it sends.
+///
+/// This is the reference implementation: it scans the resources for every lookup. The push
+/// server uses [`SnapshotCompiler`], which indexes one snapshot once and shares the parts of a
+/// sidecar's configuration that do not depend on the sidecar; tests prove both agree.
 pub fn compile(resources: &[Resource], node: &ProxyNode) -> ProxyConfig {
     let registry = Registry::build(resources);
-    let mut config = ProxyConfig {
-        clusters: clusters::outbound_clusters(resources, &registry, &node.namespace),
-        ..ProxyConfig::default()
-    };
     let virtual_services = sorted_virtual_services(resources);
+    let lookup = Scan::new(resources, &virtual_services);
     match node.role {
-        ProxyRole::Sidecar => sidecar(&mut config, &registry, &virtual_services, node),
-        ProxyRole::Gateway => gateway(&mut config, resources, &registry, &virtual_services, node),
+        ProxyRole::Sidecar => {
+            let own = sidecar_own(node, registry_endpoints(&registry, node));
+            let mut config = ProxyConfig::default();
+            own.assemble(
+                &mut config,
+                outbound_table(&registry, &lookup, &node.namespace, &node.labels),
+                sidecar_clusters(&registry, &lookup, &node.namespace),
+            );
+            config
+        }
+        ProxyRole::Gateway => {
+            let mut config = ProxyConfig {
+                clusters: clusters::outbound_clusters(&registry, &lookup, &node.namespace),
+                ..ProxyConfig::default()
+            };
+            gateway(&mut config, resources, &registry, &virtual_services, node);
+            config
+        }
     }
-    config
+}
+
+/// How the compiler finds the rules that apply to a service. [`compile`] scans; the
+/// [`SnapshotCompiler`] answers from indexes built once per snapshot.
+pub(crate) trait Lookup<'a> {
+    /// The VirtualService that owns `service` for sidecars: the oldest bound to `mesh` with a
+    /// host covering the service's.
+    fn mesh_owner(&self, service: &Service) -> Option<(&'a Resource, &'a VirtualService)>;
+    /// The DestinationRule for `host` as seen from namespace `node_ns`.
+    fn destination_rule(&self, host: &str, node_ns: &str, service_ns: &str) -> Option<&'a DestinationRule>;
+}
+
+/// Lookups by scanning every resource (the reference behaviour).
+struct Scan<'a, 'v> {
+    virtual_services: &'v [(&'a Resource, &'a VirtualService)],
+    rules: Vec<(&'a Resource, &'a DestinationRule)>,
+}
+
+impl<'a, 'v> Scan<'a, 'v> {
+    fn new(resources: &'a [Resource], virtual_services: &'v [(&'a Resource, &'a VirtualService)]) -> Self {
+        Scan {
+            virtual_services,
+            rules: resources
+                .iter()
+                .filter_map(|r| match &r.spec {
+                    Spec::DestinationRule(dr) => Some((r, dr)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<'a> Lookup<'a> for Scan<'a, '_> {
+    fn mesh_owner(&self, service: &Service) -> Option<(&'a Resource, &'a VirtualService)> {
+        self.virtual_services
+            .iter()
+            .find(|(r, vs)| {
+                binds_mesh(r, vs)
+                    && vs
+                        .hosts
+                        .iter()
+                        .any(|h| host_matches(&resolve_host(h, r.namespace()), &service.host))
+            })
+            .copied()
+    }
+
+    fn destination_rule(&self, host: &str, node_ns: &str, service_ns: &str) -> Option<&'a DestinationRule> {
+        clusters::destination_rule_for(&self.rules, host, node_ns, service_ns)
+    }
+}
+
+/// Whether a VirtualService applies to sidecars (its gateways include `mesh`).
+pub(crate) fn binds_mesh(r: &Resource, vs: &VirtualService) -> bool {
+    vs.effective_gateways()
+        .iter()
+        .any(|g| gateway_ref_matches(g, r.namespace(), "mesh"))
 }
 
 /// VirtualServices, oldest first: Istio resolves conflicts in favour of the oldest rule and
 /// concatenates gateway rules in that order.
 fn sorted_virtual_services(resources: &[Resource]) -> Vec<(&Resource, &VirtualService)> {
-    let mut out: Vec<(&Resource, &VirtualService)> = resources
-        .iter()
-        .filter_map(|r| match &r.spec {
-            Spec::VirtualService(vs) => Some((r, vs)),
+    sorted_virtual_service_indices(resources)
+        .into_iter()
+        .filter_map(|i| match &resources[i].spec {
+            Spec::VirtualService(vs) => Some((&resources[i], vs)),
             _ => None,
         })
+        .collect()
+}
+
+/// Indices of the VirtualServices in `resources`, oldest first.
+fn sorted_virtual_service_indices(resources: &[Resource]) -> Vec<usize> {
+    let mut out: Vec<usize> = (0..resources.len())
+        .filter(|&i| matches!(resources[i].spec, Spec::VirtualService(_)))
         .collect();
-    out.sort_by(|a, b| {
-        a.0.metadata
+    out.sort_by(|&a, &b| {
+        let (a, b) = (&resources[a], &resources[b]);
+        a.metadata
             .creation_timestamp
-            .cmp(&b.0.metadata.creation_timestamp)
-            .then_with(|| a.0.namespace().cmp(b.0.namespace()))
-            .then_with(|| a.0.name().cmp(b.0.name()))
+            .cmp(&b.metadata.creation_timestamp)
+            .then_with(|| a.namespace().cmp(b.namespace()))
+            .then_with(|| a.name().cmp(b.name()))
     });
     out
 }
@@ -88,41 +171,80 @@ fn node_ip(node: &ProxyNode) -> IpAddr {
     node.address.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
-/// A sidecar: one outbound listener (an explicit HTTP proxy) routing to every service, and one
-/// inbound listener per port of the services its workload backs.
-fn sidecar(
-    config: &mut ProxyConfig,
-    registry: &Registry,
-    virtual_services: &[(&Resource, &VirtualService)],
+/// The parts of a sidecar's configuration that belong to this sidecar alone: its outbound
+/// listener (bound to its own address) and, for each port of the services its workload backs,
+/// an inbound listener, route table and cluster.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SidecarOwn {
+    pub listeners: Vec<mesh::Listener>,
+    pub route_tables: Vec<mesh::RouteTable>,
+    pub clusters: Vec<mesh::Cluster>,
+}
+
+impl SidecarOwn {
+    /// The whole configuration: own listeners; the shared outbound table, then own inbound
+    /// tables; the shared clusters, then own inbound clusters.
+    pub fn assemble(
+        self,
+        config: &mut ProxyConfig,
+        outbound: mesh::RouteTable,
+        clusters: Vec<mesh::Cluster>,
+    ) {
+        config.listeners = self.listeners;
+        config.route_tables = std::iter::once(outbound).chain(self.route_tables).collect();
+        config.clusters = clusters.into_iter().chain(self.clusters).collect();
+    }
+}
+
+/// A sidecar's own parts: one outbound listener (an explicit HTTP proxy) and the inbound side
+/// for `endpoints`, the (service, endpoint) pairs of its workload in registry order.
+pub(crate) fn sidecar_own<'r>(
     node: &ProxyNode,
-) {
+    endpoints: impl Iterator<Item = (&'r Service, &'r ServiceEndpoint)>,
+) -> SidecarOwn {
     let ip = node_ip(node);
-    config.listeners.push(mesh::Listener {
+    let mut own = SidecarOwn::default();
+    own.listeners.push(mesh::Listener {
         name: "virtualOutbound".into(),
         address: SocketAddr::new(ip, mesh::ports::OUTBOUND),
         direction: mesh::Direction::Outbound,
         route_table: "outbound".into(),
     });
+    inbound(&mut own, endpoints, ip);
+    own
+}
+
+/// The outbound route table of a sidecar in `node_ns` with `node_labels`: one virtual host per
+/// HTTP port of every service, then the catch-all. It depends on the sidecar only through its
+/// namespace and the labels that `sourceLabels` of some rule mention.
+pub(crate) fn outbound_table<'a>(
+    registry: &Registry,
+    lookup: &impl Lookup<'a>,
+    node_ns: &str,
+    node_labels: &BTreeMap<String, String>,
+) -> mesh::RouteTable {
     let mut outbound = mesh::RouteTable {
         name: "outbound".into(),
         virtual_hosts: Vec::new(),
     };
     for service in registry.services.values() {
+        let owner = lookup.mesh_owner(service);
         for port in service.ports.iter().filter(|p| p.is_http()) {
             let ctx = RouteContext {
                 vs_namespace: "",
                 vs_name: String::new(),
                 port: Some(port.number),
                 gateway: "mesh",
-                node_labels: &node.labels,
-                node_namespace: &node.namespace,
+                node_labels,
+                node_namespace: node_ns,
                 registry,
             };
-            let routes = mesh_routes_for(virtual_services, service, &ctx)
+            let routes = owner
+                .and_then(|owner| mesh_routes(owner, &ctx))
                 .unwrap_or_else(|| vec![default_route(service, port.number)]);
             outbound.virtual_hosts.push(mesh::VirtualHost {
                 name: format!("{}:{}", service.host, port.number),
-                domains: aliases(&service.host, &node.namespace),
+                domains: aliases(&service.host, node_ns),
                 port: Some(port.number),
                 routes,
             });
@@ -144,32 +266,28 @@ fn sidecar(
             ..mesh::Route::default()
         }],
     });
-    config.route_tables.push(outbound);
-    config.clusters.push(mesh::Cluster {
+    outbound
+}
+
+/// Every outbound cluster a sidecar in `node_ns` sees, then the PassthroughCluster.
+pub(crate) fn sidecar_clusters<'a>(
+    registry: &Registry,
+    lookup: &impl Lookup<'a>,
+    node_ns: &str,
+) -> Vec<mesh::Cluster> {
+    let mut out = clusters::outbound_clusters(registry, lookup, node_ns);
+    out.push(mesh::Cluster {
         name: PASSTHROUGH_CLUSTER.into(),
         connect_timeout_ms: 10_000,
         ..mesh::Cluster::default()
     });
-    inbound(config, registry, node, ip);
+    out
 }
 
-/// Routes of the VirtualService that owns `service` for sidecars, if one does and any of its
-/// rules applies to this proxy. Istio: several VirtualServices for one host are not merged for
-/// sidecars; the oldest wins. A VirtualService none of whose rules applies here is ignored.
-fn mesh_routes_for(
-    virtual_services: &[(&Resource, &VirtualService)],
-    service: &Service,
-    base: &RouteContext<'_>,
-) -> Option<Vec<mesh::Route>> {
-    let owner = virtual_services.iter().find(|(r, vs)| {
-        vs.effective_gateways()
-            .iter()
-            .any(|g| gateway_ref_matches(g, r.namespace(), "mesh"))
-            && vs
-                .hosts
-                .iter()
-                .any(|h| host_matches(&resolve_host(h, r.namespace()), &service.host))
-    })?;
+/// Routes of the VirtualService that owns a service for sidecars, if any of its rules applies
+/// to this proxy. Istio: several VirtualServices for one host are not merged for sidecars; the
+/// oldest wins. A VirtualService none of whose rules applies here is ignored.
+fn mesh_routes(owner: (&Resource, &VirtualService), base: &RouteContext<'_>) -> Option<Vec<mesh::Route>> {
     let (r, vs) = owner;
     let ctx = RouteContext {
         vs_namespace: r.namespace(),
@@ -216,62 +334,82 @@ fn aliases(host: &str, client_ns: &str) -> Vec<String> {
     out
 }
 
+/// The endpoints of `node`'s workload, found by scanning the registry: those of its
+/// WorkloadEntry, and inline endpoints at its address.
+pub(crate) fn registry_endpoints<'r>(
+    registry: &'r Registry,
+    node: &ProxyNode,
+) -> impl Iterator<Item = (&'r Service, &'r ServiceEndpoint)> {
+    let ip = node_ip(node);
+    let workload = node.workload.clone();
+    let namespace = node.namespace.clone();
+    registry.services.values().flat_map(move |service| {
+        let (workload, namespace) = (workload.clone(), namespace.clone());
+        service
+            .endpoints
+            .iter()
+            .filter(move |e| {
+                (e.workload == workload && e.namespace == namespace)
+                    || (e.workload.is_empty() && e.address == ip)
+            })
+            .map(move |e| (service, e))
+    })
+}
+
 /// Inbound listeners: one per port of the services this workload backs, forwarding to the app.
-fn inbound(config: &mut ProxyConfig, registry: &Registry, node: &ProxyNode, ip: IpAddr) {
+fn inbound<'r>(
+    own: &mut SidecarOwn,
+    endpoints: impl Iterator<Item = (&'r Service, &'r ServiceEndpoint)>,
+    ip: IpAddr,
+) {
     let mut seen = std::collections::BTreeSet::new();
-    for service in registry.services.values() {
-        let mine = service.endpoints.iter().filter(|e| {
-            (e.workload == node.workload && e.namespace == node.namespace)
-                || (e.workload.is_empty() && e.address == ip)
-        });
-        for endpoint in mine {
-            for port in service.ports.iter().filter(|p| p.is_http()) {
-                let target = endpoint.socket_for(port).port();
-                if !seen.insert(target) {
-                    continue;
-                }
-                let name = format!("inbound|{target}||");
-                let app = SocketAddr::new(
-                    endpoint.app_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                    target,
-                );
-                config.listeners.push(mesh::Listener {
-                    name: format!("{ip}_{target}"),
-                    address: SocketAddr::new(ip, target),
-                    direction: mesh::Direction::Inbound,
-                    route_table: format!("inbound|{target}"),
-                });
-                config.route_tables.push(mesh::RouteTable {
-                    name: format!("inbound|{target}"),
-                    virtual_hosts: vec![mesh::VirtualHost {
-                        name: format!("inbound|http|{target}"),
-                        domains: vec!["*".into()],
-                        port: None,
-                        routes: vec![mesh::Route {
-                            name: "default".into(),
-                            action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
-                                cluster: name.clone(),
-                                weight: 100,
-                                headers: mesh::HeaderOps::default(),
-                            }]),
-                            ..mesh::Route::default()
-                        }],
-                    }],
-                });
-                config.clusters.push(mesh::Cluster {
-                    name,
-                    service: service.host.clone(),
-                    port: target,
-                    // The workload's labels feed the destination_app/version metric labels.
-                    endpoints: vec![mesh::Endpoint {
-                        address: app,
-                        labels: endpoint.labels.clone(),
-                        weight: 1,
-                    }],
-                    connect_timeout_ms: 10_000,
-                    ..mesh::Cluster::default()
-                });
+    for (service, endpoint) in endpoints {
+        for port in service.ports.iter().filter(|p| p.is_http()) {
+            let target = endpoint.socket_for(port).port();
+            if !seen.insert(target) {
+                continue;
             }
+            let name = format!("inbound|{target}||");
+            let app = SocketAddr::new(
+                endpoint.app_address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                target,
+            );
+            own.listeners.push(mesh::Listener {
+                name: format!("{ip}_{target}"),
+                address: SocketAddr::new(ip, target),
+                direction: mesh::Direction::Inbound,
+                route_table: format!("inbound|{target}"),
+            });
+            own.route_tables.push(mesh::RouteTable {
+                name: format!("inbound|{target}"),
+                virtual_hosts: vec![mesh::VirtualHost {
+                    name: format!("inbound|http|{target}"),
+                    domains: vec!["*".into()],
+                    port: None,
+                    routes: vec![mesh::Route {
+                        name: "default".into(),
+                        action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
+                            cluster: name.clone(),
+                            weight: 100,
+                            headers: mesh::HeaderOps::default(),
+                        }]),
+                        ..mesh::Route::default()
+                    }],
+                }],
+            });
+            own.clusters.push(mesh::Cluster {
+                name,
+                service: service.host.clone(),
+                port: target,
+                // The workload's labels feed the destination_app/version metric labels.
+                endpoints: vec![mesh::Endpoint {
+                    address: app,
+                    labels: endpoint.labels.clone(),
+                    weight: 1,
+                }],
+                connect_timeout_ms: 10_000,
+                ..mesh::Cluster::default()
+            });
         }
     }
 }

@@ -2,9 +2,10 @@
 //!
 //! Locally a workload is a WorkloadEntry selected by a ServiceEntry (`workloadSelector`), exactly
 //! how Istio models workloads outside Kubernetes; inline `endpoints` work too. The registry is
-//! derived from the stored resources on every compile, so it can never disagree with them.
+//! derived from the stored resources (once per snapshot in the push server), so it can never
+//! disagree with them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
 use strait_api::networking::{ServiceEntry, WorkloadEntry};
@@ -102,16 +103,18 @@ pub struct Registry {
 impl Registry {
     /// Derives the registry from the stored resources.
     pub fn build(resources: &[Resource]) -> Registry {
-        let mut entries: Vec<(&Resource, &WorkloadEntry)> = Vec::new();
+        // WorkloadEntries by namespace: a ServiceEntry only selects in its own namespace.
+        let mut entries: HashMap<&str, Vec<(&Resource, &WorkloadEntry)>> = HashMap::new();
         for r in resources {
             if let Spec::WorkloadEntry(we) = &r.spec {
-                entries.push((r, we));
+                entries.entry(r.namespace()).or_default().push((r, we));
             }
         }
         let mut services = BTreeMap::new();
         for r in resources {
             let Spec::ServiceEntry(se) = &r.spec else { continue };
-            let endpoints = endpoints_of(r, se, &entries);
+            let in_namespace = entries.get(r.namespace()).map(Vec::as_slice).unwrap_or_default();
+            let endpoints = endpoints_of(r, se, in_namespace);
             let ports: Vec<ServicePort> = se
                 .ports
                 .iter()
@@ -144,7 +147,7 @@ impl Registry {
 }
 
 /// Endpoints of a ServiceEntry: inline ones, or the WorkloadEntries its selector picks in its
-/// own namespace.
+/// own namespace (`entries` holds that namespace's).
 fn endpoints_of(
     r: &Resource,
     se: &ServiceEntry,

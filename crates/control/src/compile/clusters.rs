@@ -4,36 +4,30 @@
 //! (`outbound|9080|v1|reviews...`), with the subset's endpoints picked by labels. A DestinationRule
 //! applies after routing: it never changes which cluster a route names, only what is behind it.
 
+use strait_api::Resource;
 use strait_api::networking::{
     ConnectionPoolSettings, DestinationRule, OutlierDetection, SimpleLb, TrafficPolicy,
 };
-use strait_api::{Resource, Spec};
 use strait_mesh as mesh;
 
+use super::Lookup;
 use super::routes::cluster_name;
 use crate::registry::{Registry, Service, ServicePort, host_matches, labels_match, resolve_host};
 
 /// Istio's root namespace: DestinationRules there apply mesh-wide.
-const ROOT_NAMESPACE: &str = "istio-system";
+pub(crate) const ROOT_NAMESPACE: &str = "istio-system";
 /// Istio's default connect timeout (meshConfig.connectTimeout).
 const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 
 /// Builds every outbound cluster visible to a proxy in namespace `node_ns`.
-pub(crate) fn outbound_clusters(
-    resources: &[Resource],
+pub(crate) fn outbound_clusters<'a>(
     registry: &Registry,
+    lookup: &impl Lookup<'a>,
     node_ns: &str,
 ) -> Vec<mesh::Cluster> {
-    let rules: Vec<(&Resource, &DestinationRule)> = resources
-        .iter()
-        .filter_map(|r| match &r.spec {
-            Spec::DestinationRule(dr) => Some((r, dr)),
-            _ => None,
-        })
-        .collect();
     let mut clusters = Vec::new();
     for service in registry.services.values() {
-        let dr = destination_rule_for(&rules, &service.host, node_ns, &service.namespace);
+        let dr = lookup.destination_rule(&service.host, node_ns, &service.namespace);
         for port in &service.ports {
             let top = dr.and_then(|d| d.traffic_policy.as_ref());
             clusters.push(cluster(service, port, "", top, None, None));
@@ -54,7 +48,7 @@ pub(crate) fn outbound_clusters(
 
 /// Istio's lookup order: the client's namespace, then the service's, then the root namespace;
 /// an exact host beats a wildcard, and among equals the oldest rule wins.
-fn destination_rule_for<'a>(
+pub(crate) fn destination_rule_for<'a>(
     rules: &[(&'a Resource, &'a DestinationRule)],
     host: &str,
     node_ns: &str,

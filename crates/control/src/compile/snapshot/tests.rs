@@ -1,0 +1,207 @@
+//! The snapshot compiler must agree exactly with `compile()` for every kind of proxy.
+
+use std::collections::BTreeMap;
+
+use strait_api::{Document, Resource, parse_documents};
+
+use super::*;
+use crate::compile::compile;
+
+/// A mesh that exercises every lookup the indexes replace: services in three namespaces with
+/// WorkloadEntries and inline endpoints, DestinationRules in the client's, the service's and
+/// the root namespace (exact and wildcard hosts, conflicting ages), VirtualServices bound to
+/// the mesh and to a gateway, with `sourceLabels`, `sourceNamespace`, wildcard hosts, and two
+/// rules for one host (the oldest wins).
+fn mesh_yaml() -> String {
+    let mut out = String::new();
+    let mut doc = |s: String| {
+        out.push_str(&s);
+        out.push_str("\n---\n");
+    };
+    for (i, ns) in ["default", "prod", "default", "prod", "shop", "shop"]
+        .iter()
+        .enumerate()
+    {
+        doc(format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: svc{i}, namespace: {ns}}}\n\
+             spec:\n  hosts: [svc{i}.{ns}.svc.cluster.local]\n  resolution: STATIC\n  \
+             ports: [{{number: 9080, name: http, protocol: HTTP}}, {{number: 9090, name: grpc-x, targetPort: 7070}}, {{number: 3306, name: tcp}}]\n  \
+             workloadSelector: {{labels: {{app: svc{i}}}}}"
+        ));
+        for v in 1..=2 {
+            doc(format!(
+                "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+                 metadata: {{name: svc{i}-v{v}, namespace: {ns}, annotations: {{strait.io/app-address: 127.20.{i}.{v}}}}}\n\
+                 spec: {{address: 127.10.{i}.{v}, labels: {{app: svc{i}, version: v{v}}}, ports: {{http: 8{i}0{v}}}}}"
+            ));
+        }
+    }
+    doc("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext, namespace: default}\n\
+         spec:\n  hosts: [api.example.com, '*.wild.example.com']\n  resolution: STATIC\n  \
+         ports: [{number: 80, name: http}]\n  endpoints: [{address: 127.30.0.1}, {address: 127.30.0.2, labels: {version: v2}}]"
+        .into());
+    // DestinationRules: client namespace beats service namespace beats root; exact beats
+    // wildcard; the oldest of equals wins.
+    for (name, ns, host, ts) in [
+        ("dr-svc0", "default", "svc0", "2024-01-02T00:00:00Z"),
+        (
+            "dr-svc0-old",
+            "default",
+            "svc0.default.svc.cluster.local",
+            "2024-01-01T00:00:00Z",
+        ),
+        (
+            "dr-prod-wild",
+            "prod",
+            "*.default.svc.cluster.local",
+            "2024-01-01T00:00:00Z",
+        ),
+        ("dr-svc1", "prod", "svc1", "2024-01-03T00:00:00Z"),
+        ("dr-root", "istio-system", "*", "2024-01-01T00:00:00Z"),
+        ("dr-ext", "default", "*.example.com", "2024-01-01T00:00:00Z"),
+        ("dr-wild", "default", "*.wild.example.com", "2024-01-04T00:00:00Z"),
+    ] {
+        doc(format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+             metadata: {{name: {name}, namespace: {ns}, creationTimestamp: '{ts}'}}\n\
+             spec:\n  host: '{host}'\n  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}\n  \
+             subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}, trafficPolicy: {{loadBalancer: {{simple: RANDOM}}}}}}]"
+        ));
+    }
+    doc("apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+         metadata: {name: svc0, namespace: default, creationTimestamp: '2024-01-01T00:00:00Z'}\n\
+         spec:\n  hosts: [svc0]\n  http:\n  \
+         - match: [{sourceLabels: {version: v2}, headers: {end-user: {exact: jason}}}]\n    route: [{destination: {host: svc0, subset: v2}}]\n  \
+         - match: [{sourceNamespace: prod}]\n    route: [{destination: {host: svc0, subset: v1}}]\n  \
+         - match: [{port: 9090}]\n    route: [{destination: {host: svc1.prod.svc.cluster.local}}]\n  \
+         - route: [{destination: {host: svc0, subset: v1}, weight: 90}, {destination: {host: svc0, subset: v2}, weight: 10}]\n    \
+           timeout: 2s\n    retries: {attempts: 3, retryOn: '5xx,503'}"
+        .into());
+    doc("apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+         metadata: {name: svc0-newer, namespace: default, creationTimestamp: '2024-02-01T00:00:00Z'}\n\
+         spec: {hosts: [svc0], http: [{route: [{destination: {host: svc2}}]}]}"
+        .into());
+    doc("apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+         metadata: {name: wild, namespace: default, creationTimestamp: '2024-01-05T00:00:00Z'}\n\
+         spec: {hosts: ['*.example.com'], http: [{fault: {abort: {httpStatus: 503, percentage: {value: 50}}}, route: [{destination: {host: api.example.com}}]}]}"
+        .into());
+    doc("apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+         metadata: {name: only-app-label, namespace: prod, creationTimestamp: '2024-01-06T00:00:00Z'}\n\
+         spec: {hosts: [svc1], http: [{match: [{sourceLabels: {app: svc4}}], route: [{destination: {host: svc1, subset: v2}}]}]}"
+        .into());
+    doc("apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: default}\n\
+         spec: {selector: {istio: ingressgateway}, servers: [{port: {number: 8080, name: http, protocol: HTTP}, hosts: ['*']}]}"
+        .into());
+    doc("apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+         metadata: {name: front, namespace: default, creationTimestamp: '2024-01-07T00:00:00Z'}\n\
+         spec: {hosts: ['*.shop.svc.cluster.local'], gateways: [gw, mesh], http: [{match: [{uri: {prefix: /shop}}], route: [{destination: {host: svc4.shop.svc.cluster.local}}]}]}"
+        .into());
+    out
+}
+
+fn resources() -> Vec<Resource> {
+    let docs = parse_documents(&mesh_yaml(), "test").unwrap_or_else(|e| panic!("test YAML invalid: {e:?}"));
+    docs.into_iter()
+        .filter_map(|d| match d {
+            Document::Istio(r) => Some(r),
+            Document::Kubernetes(_) => None,
+        })
+        .collect()
+}
+
+fn node(role: ProxyRole, ns: &str, workload: &str, address: &str, labels: &[(&str, &str)]) -> ProxyNode {
+    ProxyNode {
+        id: format!("{workload}.{ns}"),
+        role,
+        namespace: ns.into(),
+        workload: workload.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        service_account: "default".into(),
+        address: address.into(),
+    }
+}
+
+fn nodes() -> Vec<ProxyNode> {
+    let mut out = Vec::new();
+    for (i, ns) in ["default", "prod", "default", "prod", "shop", "shop"]
+        .iter()
+        .enumerate()
+    {
+        for v in 1..=2 {
+            out.push(node(
+                ProxyRole::Sidecar,
+                ns,
+                &format!("svc{i}-v{v}"),
+                &format!("127.10.{i}.{v}"),
+                &[("app", &format!("svc{i}")), ("version", &format!("v{v}"))],
+            ));
+        }
+    }
+    // The inline endpoint's sidecar (found by address), one with no workload at all, one whose
+    // address does not parse, one in a namespace with no rules.
+    out.push(node(
+        ProxyRole::Sidecar,
+        "default",
+        "ext-1",
+        "127.30.0.2",
+        &[("version", "v2")],
+    ));
+    out.push(node(ProxyRole::Sidecar, "default", "", "127.30.0.1", &[]));
+    out.push(node(
+        ProxyRole::Sidecar,
+        "prod",
+        "ghost",
+        "not-an-ip",
+        &[("version", "v1")],
+    ));
+    out.push(node(ProxyRole::Sidecar, "empty", "lonely", "127.99.0.1", &[]));
+    out.push(node(
+        ProxyRole::Gateway,
+        "istio-system",
+        "istio-ingressgateway",
+        "127.0.0.1",
+        &[("istio", "ingressgateway")],
+    ));
+    out
+}
+
+#[test]
+fn the_snapshot_compiler_equals_compile_for_every_node() {
+    let resources = resources();
+    let compiler = SnapshotCompiler::new(resources.as_slice());
+    for node in nodes() {
+        let expected = compile(&resources, &node);
+        assert!(
+            !expected.clusters.is_empty(),
+            "{}: the test mesh compiles to nothing",
+            node.id
+        );
+        assert_eq!(compiler.compile(&node), expected, "{}", node.id);
+    }
+}
+
+#[test]
+fn share_keys_keep_only_labels_that_source_labels_mention() {
+    let resources = resources();
+    let compiler = SnapshotCompiler::new(resources.as_slice());
+    let all = nodes();
+    let key = compiler.share_key(&all[0]).expect("sidecars have a key");
+    assert_eq!(key.namespace, "default");
+    // `version` (svc0's rule) and `app` (only-app-label's rule) are both mentioned.
+    assert_eq!(key.labels.len(), 2);
+    assert_eq!(compiler.share_key(all.last().expect("a gateway")), None);
+}
+
+#[test]
+fn sidecars_with_one_key_share_the_same_outbound_part() {
+    let resources = resources();
+    let compiler = SnapshotCompiler::new(resources.as_slice());
+    for node in nodes().into_iter().filter(|n| n.role == ProxyRole::Sidecar) {
+        let key = compiler.share_key(&node).expect("sidecar");
+        let assembled = assemble(&compiler.shared_sidecar(&key), compiler.sidecar_own(&node));
+        assert_eq!(assembled, compile(&resources, &node), "{}", node.id);
+    }
+}
