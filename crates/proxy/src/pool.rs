@@ -1,5 +1,5 @@
-//! Upstream connection pools. HTTP/1.1 uses hyper-util's keep-alive pool keyed by endpoint
-//! address. h2c uses one multiplexed connection per endpoint, kept here so that `:authority`
+//! Upstream connection pools. HTTP/1.1 to endpoints uses our keep-alive pool ([`h1`]);
+//! passthrough by host name uses hyper-util's client (it resolves names). h2c uses one multiplexed connection per endpoint, kept here so that `:authority`
 //! can carry the logical host (as Envoy sends it) while the socket goes to the endpoint.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
-use http::{Request, Response, Uri, Version, header};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
@@ -18,6 +18,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use strait_mesh::{Cluster, UpstreamProtocol};
 use tokio::net::TcpStream;
+
+mod h1;
+
+pub(crate) use h1::Checkin;
+use h1::H1Pool;
 
 /// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
 pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
@@ -83,7 +88,14 @@ impl PoolKey {
         if !self.keep_alive {
             b.pool_max_idle_per_host(0);
         }
-        Upstream::H1(Box::new(b.build(connector)))
+        Upstream::H1 {
+            pool: Arc::new(H1Pool::new(
+                self.connect_timeout,
+                self.idle_timeout,
+                self.keep_alive,
+            )),
+            by_name: Box::new(b.build(connector)),
+        }
     }
 }
 
@@ -93,8 +105,13 @@ pub(crate) type PoolCache = HashMap<PoolKey, Upstream>;
 /// A pool for one protocol.
 #[derive(Debug, Clone)]
 pub(crate) enum Upstream {
-    /// HTTP/1.1 keep-alive pool.
-    H1(Box<Client<HttpConnector, UpBody>>),
+    /// HTTP/1.1 keep-alive pools: to endpoint addresses, and by host name for passthrough.
+    H1 {
+        /// Endpoint connections.
+        pool: Arc<H1Pool>,
+        /// Passthrough (DNS) connections.
+        by_name: Box<Client<HttpConnector, UpBody>>,
+    },
     /// h2c, one multiplexed connection per endpoint.
     H2(H2Pool),
 }
@@ -107,25 +124,25 @@ pub(crate) struct H2Pool {
 }
 
 impl Upstream {
-    /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`.
+    /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`. An
+    /// HTTP/1.1 connection comes back as a [`Checkin`] to keep with the response body.
     pub(crate) async fn send(
         &self,
         addr: SocketAddr,
         endpoint: &Authority,
         path: PathAndQuery,
         mut req: Request<UpBody>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<(Response<Incoming>, Option<Checkin>), SendError> {
         match self {
-            Upstream::H1(client) => {
-                *req.uri_mut() = absolute(endpoint.clone(), path).ok_or(SendError::Reset)?;
+            Upstream::H1 { pool, .. } => {
+                if !req.headers().contains_key(header::HOST) {
+                    let host = HeaderValue::from_str(endpoint.as_str()).map_err(|_| SendError::Reset)?;
+                    req.headers_mut().insert(header::HOST, host);
+                }
+                *req.uri_mut() = Uri::from(path);
                 *req.version_mut() = Version::HTTP_11;
-                client.request(req).await.map_err(|e| {
-                    if e.is_connect() {
-                        SendError::Connect
-                    } else {
-                        classify(&e)
-                    }
-                })
+                let (resp, checkin) = pool.send(addr, req).await?;
+                Ok((resp, Some(checkin)))
             }
             Upstream::H2(pool) => {
                 // Envoy turns Host into :authority toward HTTP/2 upstreams.
@@ -136,7 +153,7 @@ impl Upstream {
                     .unwrap_or_else(|| endpoint.clone());
                 *req.uri_mut() = absolute(authority, path).ok_or(SendError::Reset)?;
                 *req.version_mut() = Version::HTTP_2;
-                pool.send(addr, req).await
+                Ok((pool.send(addr, req).await?, None))
             }
         }
     }
@@ -151,7 +168,7 @@ impl Upstream {
         path: PathAndQuery,
         mut req: Request<UpBody>,
     ) -> Result<Response<Incoming>, SendError> {
-        let Upstream::H1(client) = self else {
+        let Upstream::H1 { by_name: client, .. } = self else {
             return Err(SendError::Connect);
         };
         *req.uri_mut() = absolute(authority.clone(), path).ok_or(SendError::Reset)?;

@@ -10,6 +10,7 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::cluster::ActiveGuard;
+use crate::pool::Checkin;
 
 /// Envoy response flags, in the order Envoy prints them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -98,6 +99,9 @@ pub(crate) enum RespBody {
     /// Streamed from upstream; the guards keep the endpoint and cluster counted as busy until done.
     Upstream {
         body: Incoming,
+        /// The pooled HTTP/1.1 connection, returned to its pool after the body (declared after
+        /// it, so dropped after it).
+        _conn: Option<Checkin>,
         _guards: (Option<ActiveGuard>, ActiveGuard),
     },
     /// Produced by the proxy.
