@@ -4,7 +4,7 @@
 
 mod clusters;
 mod routes;
-mod snapshot;
+pub(crate) mod snapshot;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -2,26 +2,38 @@
 //! when) that proxy's compiled configuration changes, and the ACK/NACK bookkeeping that
 //! `strait proxy-status` shows.
 //!
-//! Compilation happens once per store change for every connected proxy (in one background
-//! task), never per request; a proxy's push is skipped when its configuration is byte-identical
-//! to what it was last sent, so unrelated changes cause no churn in the data plane.
+//! Compilation happens once per store change (in one background task), never per request: the
+//! snapshot is indexed once, the part of a sidecar's configuration that only depends on its
+//! namespace (and `sourceLabels`) is compiled and serialized once per such key and shared by
+//! every proxy, and each proxy only adds its own listeners and inbound side. A proxy's push is
+//! skipped when its configuration is byte-identical to what it was last sent, so unrelated
+//! changes cause no churn in the data plane. Bodies are rendered to bytes only as the stream
+//! writes them, a few at a time, so memory does not grow with the number of proxies times the
+//! size of a configuration.
+
+mod body;
+mod prepared;
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
+
+use body::Body;
+use futures::Stream;
+use prepared::Prepared;
 
 use serde::{Deserialize, Serialize};
 use strait_api::Resource;
 use strait_mesh::ProxyConfig;
 use strait_mesh::pb::config_discovery_server::{ConfigDiscovery, ConfigDiscoveryServer};
 use strait_mesh::pb::{ConfigPush, Hello, ProxyMessage, proxy_message};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::compile::{ProxyNode, ProxyRole, compile};
-use crate::store::Store;
+use crate::compile::{ProxyNode, ProxyRole};
+use crate::store::{Snapshot, Store};
 
 /// What `GET /api/v1/proxies` and `strait proxy-status` show for one connected proxy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +58,24 @@ pub struct ProxyStatus {
     pub nack_reason: Option<String>,
 }
 
-type PushSender = mpsc::UnboundedSender<Result<ConfigPush, Status>>;
+/// What a connection's writer is asked to send.
+#[derive(Debug)]
+enum Outgoing {
+    /// A configuration version, rendered when written.
+    Push(u64, Arc<Body>),
+    /// End the stream with this status.
+    Fail(Status),
+}
+
+type PushSender = mpsc::UnboundedSender<Outgoing>;
+
+/// Versions kept awaiting an answer per proxy; older ones are forgotten (an answer to them is
+/// then ignored, and the newer version's answer settles the proxy's state anyway).
+const MAX_PENDING: usize = 8;
+
+/// Rendered bodies being written at once, over all streams. Each is a full configuration
+/// (2.3 MB at 1,000 services); the bound keeps memory flat however many proxies wait.
+const CONCURRENT_WRITES: usize = 8;
 
 /// One open stream.
 #[derive(Debug)]
@@ -56,39 +85,35 @@ struct Connection {
     tx: PushSender,
     /// Store revision of the newest compilation applied to this connection.
     compiled_revision: u64,
-    /// The last pushed configuration serialized without its version, to detect changes.
-    last_body: Vec<u8>,
+    /// The last pushed configuration, to detect changes.
+    last: Option<Arc<Body>>,
     sent_version: Option<u64>,
     /// Pushed and not yet answered, oldest first.
-    pending: Vec<(u64, ProxyConfig)>,
-    acked: Option<(u64, ProxyConfig)>,
+    pending: Vec<(u64, Arc<Body>)>,
+    acked: Option<(u64, Arc<Body>)>,
     nack: Option<(u64, String)>,
 }
 
 impl Connection {
-    /// Pushes `config` (version empty) as version `revision`, if it differs from the last push.
-    fn offer(&mut self, revision: u64, mut config: ProxyConfig) {
+    /// Pushes `body` as version `revision`, if it differs from the last push.
+    fn offer(&mut self, revision: u64, body: Arc<Body>) {
         if revision < self.compiled_revision {
             return;
         }
         self.compiled_revision = revision;
-        config.version.clear();
-        let body = config.to_json();
-        if self.sent_version.is_some() && body == self.last_body {
+        if self.sent_version.is_some() && self.last.as_ref().is_some_and(|last| last.same_as(&body)) {
             return;
         }
-        config.version = revision.to_string();
-        let push = ConfigPush {
-            version: config.version.clone(),
-            config_json: config.to_json(),
-        };
-        if self.tx.send(Ok(push)).is_err() {
+        if self.tx.send(Outgoing::Push(revision, body.clone())).is_err() {
             // The stream is closing; its reader task removes the connection.
             return;
         }
-        self.last_body = body;
+        self.last = Some(body.clone());
         self.sent_version = Some(revision);
-        self.pending.push((revision, config));
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+        }
+        self.pending.push((revision, body));
     }
 
     fn status(&self) -> ProxyStatus {
@@ -120,8 +145,12 @@ pub type Compiler = Arc<dyn Fn(&[Resource], &ProxyNode) -> ProxyConfig + Send + 
 /// The push server's state: connected proxies and what each was sent and runs.
 pub struct PushServer {
     store: Arc<Store>,
-    compiler: Compiler,
+    /// `None`: the real compiler, through [`SnapshotCompiler`](crate::compile::SnapshotCompiler).
+    compiler: Option<Compiler>,
     connections: Mutex<Connections>,
+    /// The newest prepared snapshot, shared by the watcher and connecting proxies.
+    prepared: Mutex<Option<Arc<Prepared>>>,
+    writes: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -136,18 +165,52 @@ impl std::fmt::Debug for PushServer {
 impl PushServer {
     /// A push server over `store`. Call [`PushServer::spawn_watcher`] to push on store changes.
     pub fn new(store: Arc<Store>) -> Arc<Self> {
-        Self::with_compiler(store, Arc::new(compile))
+        Self::build(store, None)
     }
 
     /// A push server with another compiler: tests use one with a known outcome, and callers
     /// can wrap [`compile`] to add inputs (e.g. a registry snapshot).
+    /// It is called once per proxy and change (nothing is shared between proxies).
     pub fn with_compiler(store: Arc<Store>, compiler: Compiler) -> Arc<Self> {
+        Self::build(store, Some(compiler))
+    }
+
+    fn build(store: Arc<Store>, compiler: Option<Compiler>) -> Arc<Self> {
         Arc::new(PushServer {
             store,
             compiler,
             connections: Mutex::new(Connections::default()),
+            prepared: Mutex::new(None),
+            writes: Arc::new(Semaphore::new(CONCURRENT_WRITES)),
             shutdown: watch::Sender::new(false),
         })
+    }
+
+    /// The prepared form of `snapshot`: the cached one when it is current, else a new one
+    /// (which becomes the cache unless a newer one got there first). With `share`, the shared
+    /// parts of these nodes are compiled up front, reusing the previous snapshot's identical
+    /// pieces.
+    fn prepare(&self, snapshot: &Snapshot, share: Option<&[ProxyNode]>) -> Arc<Prepared> {
+        let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = cache.clone();
+        let prepared = match previous.as_ref() {
+            Some(p) if p.revision == snapshot.revision => p.clone(),
+            _ => {
+                let fresh = Arc::new(Prepared::new(snapshot, self.compiler.as_ref()));
+                if previous.as_ref().is_none_or(|p| p.revision < fresh.revision) {
+                    *cache = Some(fresh.clone());
+                }
+                fresh
+            }
+        };
+        // Compiling the shared parts takes a while: connecting proxies must not wait for it
+        // behind this lock (they compile their own key if it is missing).
+        drop(cache);
+        if let Some(nodes) = share {
+            let older = previous.filter(|p| !Arc::ptr_eq(p, &prepared));
+            prepared.share(nodes, older.as_deref());
+        }
+        prepared
     }
 
     fn lock(&self) -> MutexGuard<'_, Connections> {
@@ -186,6 +249,7 @@ impl PushServer {
 
     /// Compiles once for every connected proxy from the current snapshot and pushes changes.
     pub fn recompile_all(&self) {
+        let started = std::time::Instant::now();
         let (snapshot, nodes) = {
             let conns = self.lock();
             let snapshot = self.store.shared_snapshot();
@@ -193,16 +257,26 @@ impl PushServer {
                 conns.open.iter().map(|(id, c)| (*id, c.node.clone())).collect();
             (snapshot, nodes)
         };
-        let compiled: Vec<(u64, ProxyConfig)> = nodes
+        let just_nodes: Vec<ProxyNode> = nodes.iter().map(|(_, n)| n.clone()).collect();
+        let prepared = self.prepare(&snapshot, Some(&just_nodes));
+        let bodies: Vec<(u64, Arc<Body>)> = nodes
             .into_iter()
-            .map(|(id, node)| (id, (self.compiler)(&snapshot.resources, &node)))
+            .map(|(id, node)| (id, prepared.body_for(&node)))
             .collect();
         let mut conns = self.lock();
-        for (id, config) in compiled {
+        for (id, body) in bodies {
             if let Some(conn) = conns.open.get_mut(&id) {
-                conn.offer(snapshot.revision, config);
+                conn.offer(snapshot.revision, body);
             }
         }
+        drop(conns);
+        tracing::debug!(
+            revision = snapshot.revision,
+            proxies = just_nodes.len(),
+            shared_bytes = prepared.shared_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recompiled proxy configurations"
+        );
     }
 
     /// Every connected proxy, sorted by id.
@@ -215,13 +289,21 @@ impl PushServer {
     /// The configuration proxy `id` last acknowledged (its newest stream if it has several).
     /// `None` when no such proxy is connected; `Some(None)` when it has acknowledged nothing yet.
     pub fn acked_config(&self, id: &str) -> Option<Option<ProxyConfig>> {
-        let conns = self.lock();
-        let conn = conns
-            .open
-            .values()
-            .filter(|c| c.node.id == id)
-            .max_by_key(|c| c.connected_since)?;
-        Some(conn.acked.as_ref().map(|(_, c)| c.clone()))
+        let acked = {
+            let conns = self.lock();
+            let conn = conns
+                .open
+                .values()
+                .filter(|c| c.node.id == id)
+                .max_by_key(|c| c.connected_since)?;
+            conn.acked.clone()
+        };
+        // Only the pieces are kept; decoding happens here, outside the lock.
+        Some(acked.and_then(|(version, body)| {
+            ProxyConfig::from_json(&body.render(version))
+                .inspect_err(|e| tracing::error!(proxy = %id, "cannot decode a pushed configuration: {e}"))
+                .ok()
+        }))
     }
 
     /// Ends every stream and the watcher, so a graceful server shutdown can complete.
@@ -230,29 +312,37 @@ impl PushServer {
         self.lock().open.clear();
     }
 
-    /// Registers a proxy and sends its first configuration. Holding the lock while taking the
-    /// snapshot orders this with [`PushServer::recompile_all`], so no change is missed.
+    /// Registers a proxy and sends its first configuration. The connection is registered
+    /// before the snapshot is taken, so a change after that is pushed by
+    /// [`PushServer::recompile_all`]; an older compile never replaces a newer one.
     fn connect(&self, hello: Hello, tx: PushSender) -> u64 {
         let node = node_from_hello(hello);
-        let mut conns = self.lock();
-        let snapshot = self.store.shared_snapshot();
-        let config = (self.compiler)(&snapshot.resources, &node);
-        let id = conns.next_id;
-        conns.next_id += 1;
-        let mut conn = Connection {
-            node,
-            connected_since: SystemTime::now(),
-            tx,
-            compiled_revision: 0,
-            last_body: Vec::new(),
-            sent_version: None,
-            pending: Vec::new(),
-            acked: None,
-            nack: None,
+        let id = {
+            let mut conns = self.lock();
+            let id = conns.next_id;
+            conns.next_id += 1;
+            conns.open.insert(
+                id,
+                Connection {
+                    node: node.clone(),
+                    connected_since: SystemTime::now(),
+                    tx,
+                    compiled_revision: 0,
+                    last: None,
+                    sent_version: None,
+                    pending: Vec::new(),
+                    acked: None,
+                    nack: None,
+                },
+            );
+            id
         };
-        conn.offer(snapshot.revision, config);
-        tracing::info!(proxy = %conn.node.id, version = snapshot.revision, "proxy connected");
-        conns.open.insert(id, conn);
+        let snapshot = self.store.shared_snapshot();
+        let body = self.prepare(&snapshot, None).body_for(&node);
+        if let Some(conn) = self.lock().open.get_mut(&id) {
+            conn.offer(snapshot.revision, body);
+        }
+        tracing::info!(proxy = %node.id, version = snapshot.revision, "proxy connected");
         id
     }
 
@@ -277,12 +367,11 @@ impl PushServer {
             tracing::warn!(proxy = %conn.node.id, %version, "answer for a version that was never sent ignored");
             return;
         };
-        let mut answered: Vec<(u64, ProxyConfig)> = conn.pending.drain(..=pos).collect();
-        let Some((version, config)) = answered.pop() else {
+        let Some((version, body)) = conn.pending.drain(..=pos).next_back() else {
             return;
         };
         match nack_reason {
-            None => conn.acked = Some((version, config)),
+            None => conn.acked = Some((version, body)),
             Some(reason) => {
                 // Istio: a rejected push leaves the proxy on its last good configuration.
                 tracing::warn!(proxy = %conn.node.id, version, %reason, "proxy rejected configuration");
@@ -309,7 +398,7 @@ impl PushServer {
                 kind: Some(proxy_message::Kind::Hello(h)),
             })) if !h.proxy_id.is_empty() => h,
             Ok(Some(_)) => {
-                let _ = tx.send(Err(Status::invalid_argument(
+                let _ = tx.send(Outgoing::Fail(Status::invalid_argument(
                     "the first message on the stream must be a Hello with a proxy_id",
                 )));
                 return;
@@ -368,7 +457,7 @@ pub struct PushService {
 
 #[tonic::async_trait]
 impl ConfigDiscovery for PushService {
-    type StreamConfigStream = UnboundedReceiverStream<Result<ConfigPush, Status>>;
+    type StreamConfigStream = PushStream;
 
     async fn stream_config(
         &self,
@@ -376,9 +465,51 @@ impl ConfigDiscovery for PushService {
     ) -> Result<Response<Self::StreamConfigStream>, Status> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(self.server.clone().serve_stream(request.into_inner(), tx));
-        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+        Ok(Response::new(push_stream(rx, self.server.writes.clone())))
     }
 }
 
+/// The pushes of one stream, rendered as they are written.
+pub type PushStream = Pin<Box<dyn Stream<Item = Result<ConfigPush, Status>> + Send + 'static>>;
+
+/// Turns queued versions into `ConfigPush` messages. Only the newest queued version is sent
+/// (the proxy needs the latest configuration, not the history; its ACK settles the older ones).
+/// Rendering takes a permit from `writes`, held until the transport asks for the next message,
+/// i.e. until this body has been handed to the socket: at most that many full bodies exist at
+/// once, whatever the number of proxies.
+fn push_stream(rx: mpsc::UnboundedReceiver<Outgoing>, writes: Arc<Semaphore>) -> PushStream {
+    let state: (
+        mpsc::UnboundedReceiver<Outgoing>,
+        Arc<Semaphore>,
+        Option<OwnedSemaphorePermit>,
+    ) = (rx, writes, None);
+    Box::pin(futures::stream::unfold(
+        state,
+        |(mut rx, writes, permit)| async move {
+            drop(permit);
+            let mut next = rx.recv().await?;
+            while matches!(next, Outgoing::Push(..)) {
+                match rx.try_recv() {
+                    Ok(newer) => next = newer,
+                    Err(_) => break,
+                }
+            }
+            match next {
+                Outgoing::Fail(status) => Some((Err(status), (rx, writes, None))),
+                Outgoing::Push(version, body) => {
+                    let permit = writes.clone().acquire_owned().await.ok();
+                    let push = ConfigPush {
+                        version: version.to_string(),
+                        config_json: body.render(version),
+                    };
+                    Some((Ok(push), (rx, writes, permit)))
+                }
+            }
+        },
+    ))
+}
+
+#[cfg(test)]
+mod shared_tests;
 #[cfg(test)]
 mod tests;

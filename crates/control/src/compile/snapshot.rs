@@ -319,4 +319,4 @@ impl<'s, R: AsRef<[Resource]>> Lookup<'s> for Indexed<'s, R> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
 use super::*;
+use crate::compile::compile;
 
 /// A compiler with a known outcome: one cluster per DestinationRule, nothing for other kinds.
 /// So applying a VirtualService must not push, and applying a DestinationRule must.
@@ -329,23 +330,26 @@ fn offer_skips_identical_and_older_configs() {
         connected_since: SystemTime::now(),
         tx,
         compiled_revision: 0,
-        last_body: Vec::new(),
+        last: None,
         sent_version: None,
         pending: Vec::new(),
         acked: None,
         nack: None,
     };
-    let a = ProxyConfig::default();
-    let b = ProxyConfig {
+    let a = Arc::new(Body::whole(ProxyConfig::default()));
+    let b = Arc::new(Body::whole(ProxyConfig {
         clusters: vec![Cluster::default()],
         ..Default::default()
-    };
+    }));
     conn.offer(3, a.clone());
     conn.offer(4, a.clone());
     conn.offer(2, b.clone());
     conn.offer(5, b.clone());
     let versions: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
-        .map(|p| p.map(|p| p.version).unwrap_or_default())
+        .map(|p| match p {
+            Outgoing::Push(v, _) => v.to_string(),
+            Outgoing::Fail(_) => String::new(),
+        })
         .collect();
     assert_eq!(versions, ["3", "5"]);
     assert_eq!(conn.pending.len(), 2);

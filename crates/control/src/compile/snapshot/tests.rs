@@ -12,7 +12,7 @@ use crate::compile::compile;
 /// the root namespace (exact and wildcard hosts, conflicting ages), VirtualServices bound to
 /// the mesh and to a gateway, with `sourceLabels`, `sourceNamespace`, wildcard hosts, and two
 /// rules for one host (the oldest wins).
-fn mesh_yaml() -> String {
+pub(crate) fn mesh_yaml() -> String {
     let mut out = String::new();
     let mut doc = |s: String| {
         out.push_str(&s);
@@ -124,7 +124,7 @@ fn node(role: ProxyRole, ns: &str, workload: &str, address: &str, labels: &[(&st
     }
 }
 
-fn nodes() -> Vec<ProxyNode> {
+pub(crate) fn nodes() -> Vec<ProxyNode> {
     let mut out = Vec::new();
     for (i, ns) in ["default", "prod", "default", "prod", "shop", "shop"]
         .iter()

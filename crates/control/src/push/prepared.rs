@@ -1,0 +1,147 @@
+//! One store snapshot prepared for pushing: indexed once, each shared part compiled and
+//! serialized once, every proxy's body assembled from those pieces.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use strait_api::Resource;
+
+use super::Compiler;
+use super::body::{Body, SharedJson};
+use crate::compile::{ProxyNode, ShareKey, SnapshotCompiler};
+use crate::store::Snapshot;
+
+/// The snapshot's resources, as the compiler wants them.
+#[derive(Debug, Clone)]
+struct Shared(Arc<Vec<Resource>>);
+
+impl AsRef<[Resource]> for Shared {
+    fn as_ref(&self) -> &[Resource] {
+        &self.0
+    }
+}
+
+enum How {
+    /// The real compiler, indexed for this snapshot.
+    Indexed(Box<SnapshotCompiler<Shared>>),
+    /// A caller's compiler (tests): called per proxy, nothing shared.
+    Custom(Compiler, Arc<Vec<Resource>>),
+}
+
+/// A snapshot ready to produce any proxy's body.
+pub(crate) struct Prepared {
+    /// The store revision it reflects.
+    pub revision: u64,
+    how: How,
+    shared: Mutex<HashMap<ShareKey, Arc<SharedJson>>>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Indexes `snapshot` (or wraps the custom compiler).
+    pub fn new(snapshot: &Snapshot, custom: Option<&Compiler>) -> Prepared {
+        let how = match custom {
+            Some(c) => How::Custom(c.clone(), snapshot.resources.clone()),
+            None => How::Indexed(Box::new(SnapshotCompiler::new(Shared(
+                snapshot.resources.clone(),
+            )))),
+        };
+        Prepared {
+            revision: snapshot.revision,
+            how,
+            shared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn shared_map(&self) -> std::sync::MutexGuard<'_, HashMap<ShareKey, Arc<SharedJson>>> {
+        // Only inserts happen under this lock; a poisoned map is still consistent.
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Compiles the shared part of every key among `nodes` that is not known yet, spread over
+    /// the machine's cores. A part equal to `previous`'s is replaced by `previous`'s, so bodies
+    /// that did not change compare equal by pointer.
+    pub fn share(&self, nodes: &[ProxyNode], previous: Option<&Prepared>) {
+        let How::Indexed(compiler) = &self.how else { return };
+        let missing: Vec<ShareKey> = {
+            let known = self.shared_map();
+            let keys: BTreeSet<ShareKey> = nodes.iter().filter_map(|n| compiler.share_key(n)).collect();
+            keys.into_iter().filter(|k| !known.contains_key(k)).collect()
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(missing.len());
+        let per_thread = missing.len().div_ceil(threads);
+        let computed: Vec<(ShareKey, Arc<SharedJson>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = missing
+                .chunks(per_thread)
+                .map(|keys| {
+                    scope.spawn(move || {
+                        keys.iter()
+                            .map(|k| (k.clone(), Arc::new(SharedJson::new(&compiler.shared_sidecar(k)))))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| match h.join() {
+                    Ok(v) => v,
+                    Err(_) => {
+                        tracing::error!("compiling shared proxy configuration panicked");
+                        Vec::new()
+                    }
+                })
+                .collect()
+        });
+        let old = previous.map(|p| p.shared_map().clone()).unwrap_or_default();
+        let mut known = self.shared_map();
+        for (key, json) in computed {
+            let json = match old.get(&key) {
+                Some(prev) if **prev == *json => prev.clone(),
+                _ => json,
+            };
+            known.entry(key).or_insert(json);
+        }
+    }
+
+    /// The shared JSON for `key`, compiled now if [`Prepared::share`] did not.
+    fn shared_for(&self, compiler: &SnapshotCompiler<Shared>, key: &ShareKey) -> Arc<SharedJson> {
+        if let Some(json) = self.shared_map().get(key) {
+            return json.clone();
+        }
+        let json = Arc::new(SharedJson::new(&compiler.shared_sidecar(key)));
+        self.shared_map().entry(key.clone()).or_insert(json).clone()
+    }
+
+    /// `node`'s configuration body.
+    pub fn body_for(&self, node: &ProxyNode) -> Arc<Body> {
+        Arc::new(match &self.how {
+            How::Custom(compile, resources) => Body::whole(compile(resources, node)),
+            How::Indexed(compiler) => match compiler.share_key(node) {
+                None => Body::whole(compiler.compile(node)),
+                Some(key) => {
+                    let shared = self.shared_for(compiler, &key);
+                    Body::sidecar(&shared, compiler.sidecar_own(node))
+                        .unwrap_or_else(|| Body::whole(compiler.compile(node)))
+                }
+            },
+        })
+    }
+
+    /// Bytes of shared JSON held (for the log).
+    pub fn shared_bytes(&self) -> usize {
+        self.shared_map().values().map(|j| j.len()).sum()
+    }
+}
