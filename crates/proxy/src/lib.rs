@@ -182,13 +182,14 @@ impl Proxy {
 
 /// Reads a static [`ProxyConfig`] from a JSON or YAML file (JSON when the name ends in `.json`
 /// or the content starts with `{`).
+///
+/// The file is read on the calling thread: this runs once at start-up, and `tokio::fs` would
+/// start a blocking-pool thread (its stack and a malloc arena stay resident in the proxy).
 pub async fn load_static(path: &Path) -> Result<ProxyConfig, ProxyError> {
-    let text = tokio::fs::read_to_string(path)
-        .await
-        .map_err(|source| ProxyError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ProxyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_config(path, &text)
 }
 

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::stats::FxBuildHasher;
+
 use strait_mesh::{Route, RouteAction, RouteTable, VirtualHost};
 
 use crate::error::ApplyError;
@@ -16,7 +18,9 @@ use crate::policy::{Cors, FaultPolicy, MirrorPolicy, RedirectPolicy, RetryPolicy
 #[derive(Debug)]
 pub(crate) struct Table {
     vhosts: Vec<VHost>,
-    exact: HashMap<String, Vec<usize>>,
+    /// Keyed with [`FxBuildHasher`]: the keys are the configuration's domains (a lookup cannot
+    /// add entries), so SipHash's flood resistance buys nothing on this per-request lookup.
+    exact: HashMap<String, Vec<usize>, FxBuildHasher>,
     /// `*.example.com` stored as `.example.com`, longest first (Envoy: longest wildcard wins).
     suffix: Vec<(String, usize)>,
     /// `foo.*` stored as `foo.`, longest first.
@@ -87,7 +91,7 @@ impl Table {
     pub(crate) fn compile(t: &RouteTable, cluster_index: &HashMap<&str, usize>) -> Result<Self, ApplyError> {
         let mut table = Table {
             vhosts: Vec::with_capacity(t.virtual_hosts.len()),
-            exact: HashMap::new(),
+            exact: HashMap::default(),
             suffix: Vec::new(),
             prefix: Vec::new(),
             catch_all: Vec::new(),

@@ -139,7 +139,12 @@ pub(crate) async fn forward(
         .or(dest.headers.request.authority.as_deref())
         .or(route.headers.request.authority.as_deref())
         .unwrap_or(&canon.authority);
-    if let Ok(v) = HeaderValue::from_str(authority) {
+    // Usually the client's own Host: keep it rather than allocate an identical value.
+    if headers
+        .get(header::HOST)
+        .is_none_or(|h| h.as_bytes() != authority.as_bytes())
+        && let Ok(v) = HeaderValue::from_str(authority)
+    {
         headers.insert(header::HOST, v);
     }
     let original = parts
@@ -218,10 +223,12 @@ pub(crate) async fn forward(
         }
     }
 
-    let tries = run_tries(cluster, route.retries.as_ref(), &template, &mut body, outcome);
+    let retries = route.retries.as_ref();
     let result = match timeout {
-        Some(t) => tokio::time::timeout(t, tries).await.ok(),
-        None => Some(tries.await),
+        Some(t) => tokio::time::timeout(t, run_tries(cluster, retries, &template, &mut body, outcome))
+            .await
+            .ok(),
+        None => Some(run_tries(cluster, retries, &template, &mut body, outcome).await),
     };
     let Some(result) = result else {
         return fail(
@@ -274,10 +281,9 @@ pub(crate) async fn forward(
     strip_hop_by_hop(&mut rparts.headers);
     route.headers.response.apply(&mut rparts.headers);
     dest.headers.response.apply(&mut rparts.headers);
-    rparts.headers.insert(
-        SERVICE_TIME,
-        HeaderValue::from(sent_at.elapsed().as_millis() as u64),
-    );
+    rparts
+        .headers
+        .insert(SERVICE_TIME, small_number(sent_at.elapsed().as_millis() as u64));
     if let (Some(cors), Some(origin)) = (&route.cors, &cors_origin) {
         cors.simple(origin, &mut rparts.headers);
     }
@@ -342,17 +348,13 @@ async fn run_tries(
         let req = build(template, up_body, attempt);
         let sent_at = Instant::now();
         let per_try = retries.and_then(|r| r.per_try_timeout);
-        let fut = send(
-            cluster,
-            picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i)),
-            template,
-            req,
-        );
+        let ep = picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i));
+        // The future is built where it is awaited: a local would be copied into the await.
         let res = match per_try {
-            Some(t) => tokio::time::timeout(t, fut)
+            Some(t) => tokio::time::timeout(t, send(cluster, ep, template, req))
                 .await
                 .unwrap_or(Err(TryError::PerTryTimeout)),
-            None => fut.await,
+            None => send(cluster, ep, template, req).await,
         };
         if let Some((ep_idx, _)) = &picked {
             cluster.report(*ep_idx, res.as_ref().ok().map(|(r, _)| r.status().as_u16()));
@@ -413,8 +415,21 @@ fn build(template: &Template, body: UpBody, attempt: u32) -> Request<UpBody> {
     *req.method_mut() = template.method.clone();
     *req.headers_mut() = template.headers.clone();
     req.headers_mut()
-        .insert(ATTEMPT_COUNT, HeaderValue::from(attempt));
+        .insert(ATTEMPT_COUNT, small_number(u64::from(attempt)));
     req
+}
+
+/// A header value for a count or a duration in milliseconds. The small ones, nearly all of them
+/// (attempt counts, service times on a mesh), come from a static table instead of an allocation.
+fn small_number(n: u64) -> HeaderValue {
+    const SMALL: [&str; 20] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17",
+        "18", "19",
+    ];
+    match SMALL.get(n as usize) {
+        Some(s) => HeaderValue::from_static(s),
+        None => HeaderValue::from(n),
+    }
 }
 
 /// Sends one try to endpoint `ep` of `cluster`, or for passthrough to the request's authority.
@@ -477,4 +492,16 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
             drop(conn);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_numbers_render_like_any_number() {
+        for n in [0u64, 1, 9, 10, 19, 20, 250, 12345] {
+            assert_eq!(small_number(n), HeaderValue::from(n), "{n}");
+        }
+    }
 }

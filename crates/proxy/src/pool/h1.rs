@@ -100,7 +100,9 @@ impl H1Pool {
                 },
             }
         }
-        let mut sender = self.connect(addr).await?;
+        // Boxed: the connect future is large and rarely needed; inline it would be copied
+        // with every move of the request's future.
+        let mut sender = Box::pin(self.connect(addr)).await?;
         match sender.send_request(req).await {
             Ok(resp) => Ok((resp, self.lend(addr, sender))),
             Err(e) => Err(classify(&e)),
