@@ -12,25 +12,26 @@
 //! size of a configuration.
 
 mod body;
+mod grpc;
 mod prepared;
+mod writer;
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use body::Body;
-use futures::Stream;
+pub use grpc::PushService;
 use prepared::Prepared;
+use writer::InFlight;
 
 use serde::{Deserialize, Serialize};
 use strait_api::Resource;
 use strait_mesh::ProxyConfig;
-use strait_mesh::pb::config_discovery_server::{ConfigDiscovery, ConfigDiscoveryServer};
-use strait_mesh::pb::{ConfigPush, Hello, ProxyMessage, proxy_message};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use strait_mesh::pb::{Ack, Hello, Nack, ProxyMessage, proxy_message};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Status, Streaming};
 
 use crate::compile::{ProxyNode, ProxyRole};
 use crate::store::{Snapshot, Store};
@@ -73,9 +74,10 @@ type PushSender = mpsc::UnboundedSender<Outgoing>;
 /// then ignored, and the newer version's answer settles the proxy's state anyway).
 const MAX_PENDING: usize = 8;
 
-/// Rendered bodies being written at once, over all streams. Each is a full configuration
-/// (2.3 MB at 1,000 services); the bound keeps memory flat however many proxies wait.
-const CONCURRENT_WRITES: usize = 8;
+/// Pushes in flight at once, over all streams (rendered and not yet answered). Each is a full
+/// configuration (2.3 MB at 1,000 services) held in the transport's buffers until the proxy
+/// has read it; the bound keeps memory flat however many proxies wait.
+const CONCURRENT_WRITES: usize = 16;
 
 /// One open stream.
 #[derive(Debug)]
@@ -219,8 +221,8 @@ impl PushServer {
     }
 
     /// The tonic service to mount on a gRPC server.
-    pub fn service(self: &Arc<Self>) -> ConfigDiscoveryServer<PushService> {
-        ConfigDiscoveryServer::new(PushService { server: self.clone() })
+    pub fn service(self: &Arc<Self>) -> PushService {
+        PushService { server: self.clone() }
     }
 
     /// Starts the task that recompiles every connected proxy's configuration after each store
@@ -387,7 +389,12 @@ impl PushServer {
     }
 
     /// Reads one proxy's stream until it ends.
-    async fn serve_stream(self: Arc<Self>, mut inbound: Streaming<ProxyMessage>, tx: PushSender) {
+    async fn serve_stream(
+        self: Arc<Self>,
+        mut inbound: Streaming<ProxyMessage>,
+        tx: PushSender,
+        flight: Arc<InFlight>,
+    ) {
         let mut shutdown = self.shutdown.subscribe();
         let first = tokio::select! {
             m = inbound.message() => m,
@@ -415,7 +422,14 @@ impl PushServer {
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
             match message {
-                Ok(Some(ProxyMessage { kind: Some(kind) })) => self.on_message(conn_id, kind),
+                Ok(Some(ProxyMessage { kind: Some(kind) })) => {
+                    if let proxy_message::Kind::Ack(Ack { version })
+                    | proxy_message::Kind::Nack(Nack { version, .. }) = &kind
+                    {
+                        flight.answered(version);
+                    }
+                    self.on_message(conn_id, kind)
+                }
                 Ok(Some(ProxyMessage { kind: None })) => {}
                 Ok(None) => break,
                 Err(status) => {
@@ -424,6 +438,7 @@ impl PushServer {
                 }
             }
         }
+        flight.clear();
         self.disconnect(conn_id);
     }
 }
@@ -447,66 +462,6 @@ fn node_from_hello(hello: Hello) -> ProxyNode {
         service_account: hello.service_account,
         address: hello.address,
     }
-}
-
-/// The tonic service; a thin adapter over [`PushServer`].
-#[derive(Debug, Clone)]
-pub struct PushService {
-    server: Arc<PushServer>,
-}
-
-#[tonic::async_trait]
-impl ConfigDiscovery for PushService {
-    type StreamConfigStream = PushStream;
-
-    async fn stream_config(
-        &self,
-        request: Request<Streaming<ProxyMessage>>,
-    ) -> Result<Response<Self::StreamConfigStream>, Status> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(self.server.clone().serve_stream(request.into_inner(), tx));
-        Ok(Response::new(push_stream(rx, self.server.writes.clone())))
-    }
-}
-
-/// The pushes of one stream, rendered as they are written.
-pub type PushStream = Pin<Box<dyn Stream<Item = Result<ConfigPush, Status>> + Send + 'static>>;
-
-/// Turns queued versions into `ConfigPush` messages. Only the newest queued version is sent
-/// (the proxy needs the latest configuration, not the history; its ACK settles the older ones).
-/// Rendering takes a permit from `writes`, held until the transport asks for the next message,
-/// i.e. until this body has been handed to the socket: at most that many full bodies exist at
-/// once, whatever the number of proxies.
-fn push_stream(rx: mpsc::UnboundedReceiver<Outgoing>, writes: Arc<Semaphore>) -> PushStream {
-    let state: (
-        mpsc::UnboundedReceiver<Outgoing>,
-        Arc<Semaphore>,
-        Option<OwnedSemaphorePermit>,
-    ) = (rx, writes, None);
-    Box::pin(futures::stream::unfold(
-        state,
-        |(mut rx, writes, permit)| async move {
-            drop(permit);
-            let mut next = rx.recv().await?;
-            while matches!(next, Outgoing::Push(..)) {
-                match rx.try_recv() {
-                    Ok(newer) => next = newer,
-                    Err(_) => break,
-                }
-            }
-            match next {
-                Outgoing::Fail(status) => Some((Err(status), (rx, writes, None))),
-                Outgoing::Push(version, body) => {
-                    let permit = writes.clone().acquire_owned().await.ok();
-                    let push = ConfigPush {
-                        version: version.to_string(),
-                        config_json: body.render(version),
-                    };
-                    Some((Ok(push), (rx, writes, permit)))
-                }
-            }
-        },
-    ))
 }
 
 #[cfg(test)]

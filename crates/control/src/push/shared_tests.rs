@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use strait_mesh::pb::Ack;
 use strait_mesh::pb::config_discovery_client::ConfigDiscoveryClient;
+use strait_mesh::pb::{Ack, ConfigPush};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use strait_api::Kind;
 use strait_mesh::Cluster;
 use strait_mesh::pb::config_discovery_client::ConfigDiscoveryClient;
-use strait_mesh::pb::{Ack, Nack};
+use strait_mesh::pb::{Ack, ConfigPush, Nack};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 
