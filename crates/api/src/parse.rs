@@ -113,8 +113,9 @@ fn yaml_options() -> serde_saphyr::Options {
     options
 }
 
-/// Reads the raw documents, flattening JSON arrays and `List` objects.
-fn read_values(text: &str) -> Result<Vec<Value>, String> {
+/// Reads the raw documents (YAML with mesh-sized budgets, or JSON), flattening JSON arrays and
+/// `List` objects. Shared with `delete -f`, which reads identities without validating specs.
+pub fn read_values(text: &str) -> Result<Vec<Value>, String> {
     let trimmed = text.trim_start();
     let raw: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
         match serde_json::from_str::<Value>(text) {

@@ -4,6 +4,7 @@
 //! validation (e.g. after an upgrade made validation stricter), so delete must not validate specs.
 
 use serde_json::Value;
+use strait_api::parse::read_values;
 use strait_api::{ApiError, Kind};
 
 use super::ResourceKey;
@@ -58,33 +59,6 @@ pub fn identify_documents(
     } else {
         Err(errors)
     }
-}
-
-/// YAML (multi-document) or JSON (object or array), with `List` objects flattened.
-fn read_values(text: &str) -> Result<Vec<Value>, String> {
-    let trimmed = text.trim_start();
-    let raw: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(items)) => items,
-            Ok(v) => vec![v],
-            Err(e) => return Err(format!("invalid JSON: {e}")),
-        }
-    } else {
-        serde_saphyr::from_multiple::<Value>(text).map_err(|e| format!("invalid YAML: {e}"))?
-    };
-    let mut out = Vec::new();
-    for v in raw {
-        match v {
-            Value::Null => {}
-            Value::Object(ref m) if m.get("kind").and_then(Value::as_str) == Some("List") => {
-                if let Some(Value::Array(items)) = m.get("items") {
-                    out.extend(items.iter().cloned());
-                }
-            }
-            v => out.push(v),
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
