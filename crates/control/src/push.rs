@@ -7,9 +7,9 @@
 //! namespace (and `sourceLabels`) is compiled and serialized once per such key and shared by
 //! every proxy, and each proxy only adds its own listeners and inbound side. A proxy's push is
 //! skipped when its configuration is byte-identical to what it was last sent, so unrelated
-//! changes cause no churn in the data plane. Bodies are rendered to bytes only as the stream
-//! writes them, a few at a time, so memory does not grow with the number of proxies times the
-//! size of a configuration.
+//! changes cause no churn in the data plane. A body is never rendered per proxy: the stream
+//! writes the shared pieces themselves, so memory does not grow with the number of proxies
+//! times the size of a configuration.
 
 mod body;
 mod grpc;
@@ -23,13 +23,12 @@ use std::time::SystemTime;
 use body::Body;
 pub use grpc::PushService;
 use prepared::Prepared;
-use writer::InFlight;
 
 use serde::{Deserialize, Serialize};
 use strait_api::Resource;
 use strait_mesh::ProxyConfig;
-use strait_mesh::pb::{Ack, Hello, Nack, ProxyMessage, proxy_message};
-use tokio::sync::{Semaphore, mpsc, watch};
+use strait_mesh::pb::{Hello, ProxyMessage, proxy_message};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
@@ -73,11 +72,6 @@ type PushSender = mpsc::UnboundedSender<Outgoing>;
 /// Versions kept awaiting an answer per proxy; older ones are forgotten (an answer to them is
 /// then ignored, and the newer version's answer settles the proxy's state anyway).
 const MAX_PENDING: usize = 8;
-
-/// Pushes in flight at once, over all streams (rendered and not yet answered). Each is a full
-/// configuration (2.3 MB at 1,000 services) held in the transport's buffers until the proxy
-/// has read it; the bound keeps memory flat however many proxies wait.
-const CONCURRENT_WRITES: usize = 16;
 
 /// One open stream.
 #[derive(Debug)]
@@ -152,7 +146,6 @@ pub struct PushServer {
     connections: Mutex<Connections>,
     /// The newest prepared snapshot, shared by the watcher and connecting proxies.
     prepared: Mutex<Option<Arc<Prepared>>>,
-    writes: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -183,7 +176,6 @@ impl PushServer {
             compiler,
             connections: Mutex::new(Connections::default()),
             prepared: Mutex::new(None),
-            writes: Arc::new(Semaphore::new(CONCURRENT_WRITES)),
             shutdown: watch::Sender::new(false),
         })
     }
@@ -389,12 +381,7 @@ impl PushServer {
     }
 
     /// Reads one proxy's stream until it ends.
-    async fn serve_stream(
-        self: Arc<Self>,
-        mut inbound: Streaming<ProxyMessage>,
-        tx: PushSender,
-        flight: Arc<InFlight>,
-    ) {
+    async fn serve_stream(self: Arc<Self>, mut inbound: Streaming<ProxyMessage>, tx: PushSender) {
         let mut shutdown = self.shutdown.subscribe();
         let first = tokio::select! {
             m = inbound.message() => m,
@@ -422,14 +409,7 @@ impl PushServer {
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
             match message {
-                Ok(Some(ProxyMessage { kind: Some(kind) })) => {
-                    if let proxy_message::Kind::Ack(Ack { version })
-                    | proxy_message::Kind::Nack(Nack { version, .. }) = &kind
-                    {
-                        flight.answered(version);
-                    }
-                    self.on_message(conn_id, kind)
-                }
+                Ok(Some(ProxyMessage { kind: Some(kind) })) => self.on_message(conn_id, kind),
                 Ok(Some(ProxyMessage { kind: None })) => {}
                 Ok(None) => break,
                 Err(status) => {
@@ -438,7 +418,6 @@ impl PushServer {
                 }
             }
         }
-        flight.clear();
         self.disconnect(conn_id);
     }
 }

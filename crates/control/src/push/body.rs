@@ -161,6 +161,23 @@ impl Body {
         out
     }
 
+    /// The same bytes as [`Body::render`], as chunks that share this body's pieces instead of
+    /// copying them: what the stream writes.
+    pub fn chunks(&self, version: u64) -> (Vec<bytes::Bytes>, usize) {
+        let version = bytes::Bytes::from(format!("\"{version}\""));
+        let len = self.len - 2 + version.len();
+        let chunks = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Bytes(b) => bytes::Bytes::from_owner(b.clone()),
+                Segment::Version => version.clone(),
+            })
+            .filter(|b| !b.is_empty())
+            .collect();
+        (chunks, len)
+    }
+
     /// Whether both render the same bytes for any version. Shared pieces compare by pointer
     /// first (the push server reuses the previous snapshot's piece when it did not change).
     pub fn same_as(&self, other: &Body) -> bool {
@@ -199,6 +216,9 @@ mod tests {
         assert!(body.same_as(&Body::whole(config.clone())));
         config.version = "42".into();
         assert_eq!(body.render(42), config.to_json());
+        let (chunks, len) = body.chunks(42);
+        assert_eq!(chunks.concat(), config.to_json());
+        assert_eq!(len, config.to_json().len());
     }
 
     #[test]

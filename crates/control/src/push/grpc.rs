@@ -4,10 +4,11 @@
 //! `ConfigPush` messages, `grpc-status` trailers), but tonic's response encoder copies each
 //! message into a per-stream buffer that keeps its largest size for the stream's whole life:
 //! with 2.3 MB configurations that is 2.3 MB per connected proxy for nothing (2.3 GB at 1,000
-//! proxies). Here each push is two chunks — a small header (gRPC frame header, protobuf field
-//! keys, the version) and the rendered JSON itself, uncopied — freed as soon as they are sent.
+//! proxies). Here each push is a small header (gRPC frame header, protobuf field keys, the
+//! version) followed by the body's own pieces, shared with every other proxy and never copied.
 //! Requests (the proxy's Hello/ACK/NACK) are decoded by tonic as before.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tonic::codec::{Codec, Streaming};
 use tonic::codegen::{BoxFuture, Service};
 
 use super::PushServer;
-use super::writer::{InFlight, Rendered, push_stream};
+use super::writer::{Rendered, push_stream};
 
 /// The gRPC path of the only method.
 const STREAM_CONFIG: &str = "/strait.mesh.v1.ConfigDiscovery/StreamConfig";
@@ -60,11 +61,10 @@ where
         let decoder = tonic_prost::ProstCodec::<ConfigPush, ProxyMessage>::default().decoder();
         let inbound = Streaming::new_request(decoder, request.into_body(), None, None);
         let (tx, rx) = mpsc::unbounded_channel();
-        let flight = Arc::new(InFlight::default());
-        tokio::spawn(self.server.clone().serve_stream(inbound, tx, flight.clone()));
+        tokio::spawn(self.server.clone().serve_stream(inbound, tx));
         let body = PushBody {
-            pushes: push_stream(rx, self.server.writes.clone(), flight),
-            json: None,
+            pushes: push_stream(rx),
+            json: VecDeque::new(),
             done: false,
         };
         let response = http::Response::builder()
@@ -77,11 +77,12 @@ where
     }
 }
 
-/// The response body: each push as a header chunk then its JSON, then `grpc-status` trailers.
+/// The response body: each push as a header chunk then its JSON chunks, then `grpc-status`
+/// trailers.
 struct PushBody {
     pushes: Pin<Box<dyn Stream<Item = Result<Rendered, Status>> + Send>>,
-    /// The JSON of the push whose header was just sent.
-    json: Option<Bytes>,
+    /// The JSON chunks of the push whose header was just sent.
+    json: VecDeque<Bytes>,
     done: bool,
 }
 
@@ -93,8 +94,8 @@ impl http_body::Body for PushBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        if let Some(json) = self.json.take() {
-            return Poll::Ready(Some(Ok(Frame::data(json))));
+        if let Some(chunk) = self.json.pop_front() {
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if self.done {
             return Poll::Ready(None);
@@ -102,8 +103,8 @@ impl http_body::Body for PushBody {
         let end = match self.pushes.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(push))) => {
-                let (header, json) = frame(&push.version, push.json);
-                self.json = (!json.is_empty()).then_some(json);
+                let header = frame_header(&push.version, push.len);
+                self.json = push.chunks.into();
                 return Poll::Ready(Some(Ok(Frame::data(header))));
             }
             Poll::Ready(Some(Err(status))) => status,
@@ -118,31 +119,31 @@ impl http_body::Body for PushBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.json.is_none()
+        self.done && self.json.is_empty()
     }
 }
 
-/// A `ConfigPush { version, config_json }` as a gRPC message: the header chunk (5-byte frame
-/// header, then the protobuf encoding up to the JSON's bytes) and the JSON. Empty fields are
-/// omitted, as prost does.
-pub(crate) fn frame(version: &str, json: Vec<u8>) -> (Bytes, Bytes) {
+/// The start of a `ConfigPush { version, config_json }` gRPC message whose JSON is `json_len`
+/// bytes: the 5-byte frame header, then the protobuf encoding up to the JSON's bytes. Empty
+/// fields are omitted, as prost does.
+pub(crate) fn frame_header(version: &str, json_len: usize) -> Bytes {
     let mut fields = BytesMut::with_capacity(32 + version.len());
     if !version.is_empty() {
         fields.put_u8(0x0a); // field 1, length-delimited
         put_varint(&mut fields, version.len() as u64);
         fields.put_slice(version.as_bytes());
     }
-    if !json.is_empty() {
+    if json_len > 0 {
         fields.put_u8(0x12); // field 2, length-delimited
-        put_varint(&mut fields, json.len() as u64);
+        put_varint(&mut fields, json_len as u64);
     }
-    let message_len = fields.len() + json.len();
+    let message_len = fields.len() + json_len;
     let mut header = BytesMut::with_capacity(5 + fields.len());
     header.put_u8(0); // not compressed
     // gRPC lengths are 32-bit; configurations are far below 4 GiB (the proxy's limit is lower).
     header.put_u32(u32::try_from(message_len).unwrap_or(u32::MAX));
     header.put_slice(&fields);
-    (header.freeze(), Bytes::from(json))
+    header.freeze()
 }
 
 fn put_varint(buf: &mut BytesMut, mut value: u64) {
@@ -161,9 +162,8 @@ mod tests {
     fn frames_decode_as_the_generated_message() {
         use tonic_prost::prost::Message;
         for (version, json) in [("7", vec![b'{'; 300]), ("", b"{}".to_vec()), ("12", Vec::new())] {
-            let (header, body) = frame(version, json.clone());
-            let mut wire = header.to_vec();
-            wire.extend_from_slice(&body);
+            let mut wire = frame_header(version, json.len()).to_vec();
+            wire.extend_from_slice(&json);
             assert_eq!(wire[0], 0);
             let len = u32::from_be_bytes([wire[1], wire[2], wire[3], wire[4]]) as usize;
             assert_eq!(len, wire.len() - 5);
