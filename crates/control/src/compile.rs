@@ -15,7 +15,7 @@ use strait_mesh::{self as mesh, ProxyConfig};
 
 use crate::registry::{CLUSTER_DOMAIN, Registry, Service, ServiceEndpoint, host_matches, resolve_host};
 use routes::{RouteContext, gateway_ref_matches};
-pub use snapshot::{ShareKey, SharedSidecar, SnapshotCompiler, assemble};
+pub use snapshot::{PieceCache, ShareKey, SharedSidecar, SharedSidecarJson, SnapshotCompiler, assemble};
 
 /// Envoy's name for the cluster that forwards to the request's own destination; the proxy
 /// recognises it by name.
@@ -229,30 +229,51 @@ pub(crate) fn outbound_table<'a>(
     };
     for service in registry.services.values() {
         let owner = lookup.mesh_owner(service);
-        for port in service.ports.iter().filter(|p| p.is_http()) {
-            let ctx = RouteContext {
-                vs_namespace: "",
-                vs_name: String::new(),
-                port: Some(port.number),
-                gateway: "mesh",
-                node_labels,
-                node_namespace: node_ns,
-                registry,
-            };
-            let routes = owner
-                .and_then(|owner| mesh_routes(owner, &ctx))
-                .unwrap_or_else(|| vec![default_route(service, port.number)]);
-            outbound.virtual_hosts.push(mesh::VirtualHost {
-                name: format!("{}:{}", service.host, port.number),
-                domains: aliases(&service.host, node_ns),
-                port: Some(port.number),
-                routes,
-            });
-        }
+        outbound
+            .virtual_hosts
+            .extend(service_vhosts(registry, owner, service, node_ns, node_labels));
     }
-    // Istio's default outboundTrafficPolicy is ALLOW_ANY: a host the registry does not know is
-    // forwarded to where the client asked (Envoy's PassthroughCluster).
-    outbound.virtual_hosts.push(mesh::VirtualHost {
+    outbound.virtual_hosts.push(allow_any_vhost());
+    outbound
+}
+
+/// The outbound virtual hosts of one service (one per HTTP port), routed by `owner` if any.
+pub(crate) fn service_vhosts(
+    registry: &Registry,
+    owner: Option<(&Resource, &VirtualService)>,
+    service: &Service,
+    node_ns: &str,
+    node_labels: &BTreeMap<String, String>,
+) -> Vec<mesh::VirtualHost> {
+    let mut out = Vec::new();
+    for port in service.ports.iter().filter(|p| p.is_http()) {
+        let ctx = RouteContext {
+            vs_namespace: "",
+            vs_name: String::new(),
+            port: Some(port.number),
+            gateway: "mesh",
+            node_labels,
+            node_namespace: node_ns,
+            registry,
+        };
+        let routes = owner
+            .and_then(|owner| mesh_routes(owner, &ctx))
+            .unwrap_or_else(|| vec![default_route(service, port.number)]);
+        out.push(mesh::VirtualHost {
+            name: format!("{}:{}", service.host, port.number),
+            domains: aliases(&service.host, node_ns),
+            port: Some(port.number),
+            routes,
+        });
+    }
+    out
+}
+
+/// Istio's default outboundTrafficPolicy is ALLOW_ANY: a host the registry does not know is
+/// forwarded to where the client asked (Envoy's PassthroughCluster). Always the last virtual
+/// host of the outbound table.
+pub(crate) fn allow_any_vhost() -> mesh::VirtualHost {
+    mesh::VirtualHost {
         name: "allow_any".into(),
         domains: vec!["*".into()],
         port: None,
@@ -265,8 +286,7 @@ pub(crate) fn outbound_table<'a>(
             }]),
             ..mesh::Route::default()
         }],
-    });
-    outbound
+    }
 }
 
 /// Every outbound cluster a sidecar in `node_ns` sees, then the PassthroughCluster.
@@ -276,12 +296,17 @@ pub(crate) fn sidecar_clusters<'a>(
     node_ns: &str,
 ) -> Vec<mesh::Cluster> {
     let mut out = clusters::outbound_clusters(registry, lookup, node_ns);
-    out.push(mesh::Cluster {
+    out.push(passthrough_cluster());
+    out
+}
+
+/// The cluster that forwards to the request's own destination (last of the shared clusters).
+pub(crate) fn passthrough_cluster() -> mesh::Cluster {
+    mesh::Cluster {
         name: PASSTHROUGH_CLUSTER.into(),
         connect_timeout_ms: 10_000,
         ..mesh::Cluster::default()
-    });
-    out
+    }
 }
 
 /// Routes of the VirtualService that owns a service for sidecars, if any of its rules applies

@@ -23,12 +23,13 @@ use std::time::SystemTime;
 use body::Body;
 pub use grpc::PushService;
 use prepared::Prepared;
+use writer::InFlight;
 
 use serde::{Deserialize, Serialize};
 use strait_api::Resource;
 use strait_mesh::ProxyConfig;
-use strait_mesh::pb::{Hello, ProxyMessage, proxy_message};
-use tokio::sync::{mpsc, watch};
+use strait_mesh::pb::{Ack, Hello, Nack, ProxyMessage, proxy_message};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::{Status, Streaming};
 
@@ -72,6 +73,18 @@ type PushSender = mpsc::UnboundedSender<Outgoing>;
 /// Versions kept awaiting an answer per proxy; older ones are forgotten (an answer to them is
 /// then ignored, and the newer version's answer settles the proxy's state anyway).
 const MAX_PENDING: usize = 8;
+
+/// Pushes in flight at once over all streams, unless `STRAIT_PUSH_CONCURRENCY` says otherwise
+/// (a tuning knob for measurements).
+const CONCURRENT_PUSHES: usize = 16;
+
+fn concurrent_pushes() -> usize {
+    std::env::var("STRAIT_PUSH_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(CONCURRENT_PUSHES)
+}
 
 /// One open stream.
 #[derive(Debug)]
@@ -146,6 +159,8 @@ pub struct PushServer {
     connections: Mutex<Connections>,
     /// The newest prepared snapshot, shared by the watcher and connecting proxies.
     prepared: Mutex<Option<Arc<Prepared>>>,
+    /// Permits for pushes in flight (see [`writer`]).
+    writes: Arc<Semaphore>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -176,6 +191,7 @@ impl PushServer {
             compiler,
             connections: Mutex::new(Connections::default()),
             prepared: Mutex::new(None),
+            writes: Arc::new(Semaphore::new(concurrent_pushes())),
             shutdown: watch::Sender::new(false),
         })
     }
@@ -381,7 +397,12 @@ impl PushServer {
     }
 
     /// Reads one proxy's stream until it ends.
-    async fn serve_stream(self: Arc<Self>, mut inbound: Streaming<ProxyMessage>, tx: PushSender) {
+    async fn serve_stream(
+        self: Arc<Self>,
+        mut inbound: Streaming<ProxyMessage>,
+        tx: PushSender,
+        flight: Arc<InFlight>,
+    ) {
         let mut shutdown = self.shutdown.subscribe();
         let first = tokio::select! {
             m = inbound.message() => m,
@@ -409,7 +430,14 @@ impl PushServer {
                 _ = shutdown.wait_for(|stop| *stop) => break,
             };
             match message {
-                Ok(Some(ProxyMessage { kind: Some(kind) })) => self.on_message(conn_id, kind),
+                Ok(Some(ProxyMessage { kind: Some(kind) })) => {
+                    if let proxy_message::Kind::Ack(Ack { version })
+                    | proxy_message::Kind::Nack(Nack { version, .. }) = &kind
+                    {
+                        flight.answered(version);
+                    }
+                    self.on_message(conn_id, kind)
+                }
                 Ok(Some(ProxyMessage { kind: None })) => {}
                 Ok(None) => break,
                 Err(status) => {
@@ -418,6 +446,7 @@ impl PushServer {
                 }
             }
         }
+        flight.clear();
         self.disconnect(conn_id);
     }
 }

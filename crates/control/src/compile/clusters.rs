@@ -28,19 +28,26 @@ pub(crate) fn outbound_clusters<'a>(
     let mut clusters = Vec::new();
     for service in registry.services.values() {
         let dr = lookup.destination_rule(&service.host, node_ns, &service.namespace);
-        for port in &service.ports {
-            let top = dr.and_then(|d| d.traffic_policy.as_ref());
-            clusters.push(cluster(service, port, "", top, None, None));
-            for subset in dr.map(|d| d.subsets.as_slice()).unwrap_or_default() {
-                clusters.push(cluster(
-                    service,
-                    port,
-                    &subset.name,
-                    top,
-                    subset.traffic_policy.as_ref(),
-                    Some(&subset.labels),
-                ));
-            }
+        clusters.extend(service_clusters(service, dr));
+    }
+    clusters
+}
+
+/// The clusters of one service: one per port, then one per subset of `dr` per port.
+pub(crate) fn service_clusters(service: &Service, dr: Option<&DestinationRule>) -> Vec<mesh::Cluster> {
+    let mut clusters = Vec::new();
+    for port in &service.ports {
+        let top = dr.and_then(|d| d.traffic_policy.as_ref());
+        clusters.push(cluster(service, port, "", top, None, None));
+        for subset in dr.map(|d| d.subsets.as_slice()).unwrap_or_default() {
+            clusters.push(cluster(
+                service,
+                port,
+                &subset.name,
+                top,
+                subset.traffic_policy.as_ref(),
+                Some(&subset.labels),
+            ));
         }
     }
     clusters

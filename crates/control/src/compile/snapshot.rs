@@ -17,8 +17,9 @@ use strait_mesh::{self as mesh, ProxyConfig};
 
 use super::clusters::ROOT_NAMESPACE;
 use super::{
-    Lookup, ProxyNode, ProxyRole, SidecarOwn, binds_mesh, clusters, gateway, node_ip, outbound_table,
-    registry_endpoints, sidecar_clusters, sidecar_own, sorted_virtual_service_indices,
+    Lookup, ProxyNode, ProxyRole, SidecarOwn, allow_any_vhost, binds_mesh, clusters, gateway, node_ip,
+    outbound_table, passthrough_cluster, registry_endpoints, service_vhosts, sidecar_clusters, sidecar_own,
+    sorted_virtual_service_indices,
 };
 use crate::registry::{Registry, Service, ServiceEndpoint, host_matches, resolve_host};
 
@@ -39,6 +40,37 @@ pub struct SharedSidecar {
     pub outbound: mesh::RouteTable,
     /// Outbound clusters and the PassthroughCluster (first of the config's clusters).
     pub clusters: Vec<mesh::Cluster>,
+}
+
+/// The shared part of sidecar configurations, serialized: what the push server sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedSidecarJson {
+    /// The outbound route table, one JSON object.
+    pub outbound: Vec<u8>,
+    /// The clusters as comma-separated JSON objects, without brackets (never empty: the
+    /// PassthroughCluster is always there).
+    pub clusters: Vec<u8>,
+}
+
+/// Serialized per-service pieces, reused between share keys of one snapshot: most services'
+/// virtual hosts and clusters are the same for every namespace.
+#[derive(Debug, Default)]
+pub struct PieceCache {
+    vhosts: HashMap<VhostKey, Vec<u8>>,
+    /// (service position, chosen DestinationRule's address in the snapshot).
+    clusters: HashMap<(usize, Option<usize>), Vec<u8>>,
+}
+
+/// What a service's virtual hosts depend on besides the service itself.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct VhostKey {
+    service: usize,
+    /// The client is in the service's namespace (the short name is an alias).
+    same_namespace: bool,
+    /// The client namespace, when the owner's rules test `sourceNamespace`.
+    namespace: Option<String>,
+    /// The client's labels, when the owner's rules test `sourceLabels`.
+    labels: Option<BTreeMap<String, String>>,
 }
 
 /// DestinationRules of one namespace, indexed by host.
@@ -183,6 +215,71 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
         }
     }
 
+    /// The shared part for `key`, serialized, assembled from per-service pieces that `cache`
+    /// keeps between keys. Byte-identical to serializing [`SnapshotCompiler::shared_sidecar`].
+    pub fn shared_sidecar_json(&self, key: &ShareKey, cache: &mut PieceCache) -> SharedSidecarJson {
+        let lookup = self.lookup();
+        let mut vhosts: Vec<u8> = Vec::new();
+        let mut clusters: Vec<u8> = Vec::new();
+        for (pos, service) in self.registry.services.values().enumerate() {
+            let owner = lookup.mesh_owner(service);
+            let (by_ns, by_labels) = owner.map_or((false, false), |(_, vs)| {
+                let matches = || vs.http.iter().flat_map(|rule| &rule.r#match);
+                (
+                    matches().any(|m| !m.source_namespace.is_empty()),
+                    matches().any(|m| !m.source_labels.is_empty()),
+                )
+            });
+            let vkey = VhostKey {
+                service: pos,
+                same_namespace: service.namespace == key.namespace,
+                namespace: by_ns.then(|| key.namespace.clone()),
+                labels: by_labels.then(|| key.labels.clone()),
+            };
+            let piece = cache.vhosts.entry(vkey).or_insert_with(|| {
+                let list = service_vhosts(&self.registry, owner, service, &key.namespace, &key.labels);
+                json_items(&list)
+            });
+            push_item(&mut vhosts, piece);
+
+            let dr = lookup.destination_rule(&service.host, &key.namespace, &service.namespace);
+            // The rule's address identifies it within this snapshot.
+            let dr_id = dr.map(|d| d as *const DestinationRule as usize);
+            let piece = cache
+                .clusters
+                .entry((pos, dr_id))
+                .or_insert_with(|| json_items(&clusters::service_clusters(service, dr)));
+            push_item(&mut clusters, piece);
+        }
+        push_item(&mut vhosts, &json_items(&[allow_any_vhost()]));
+        push_item(&mut clusters, &json_items(&[passthrough_cluster()]));
+        // `{"name":"outbound","virtualHosts":[` + vhosts + `]}`, cut from a serialized table
+        // with one marker host, so the field names and order stay the mesh crate's.
+        const MARK: &str = "\u{0}strait:vhosts\u{0}";
+        let skeleton = to_json(&mesh::RouteTable {
+            name: "outbound".into(),
+            virtual_hosts: vec![mesh::VirtualHost {
+                name: MARK.into(),
+                ..allow_any_vhost()
+            }],
+        });
+        let marker = to_json(&mesh::VirtualHost {
+            name: MARK.into(),
+            ..allow_any_vhost()
+        });
+        let outbound = match find(&skeleton, &marker) {
+            Some(at) => [&skeleton[..at], &vhosts, &skeleton[at + marker.len()..]].concat(),
+            // The marker is always there; if not, serialize the table itself.
+            None => to_json(&outbound_table(
+                &self.registry,
+                &lookup,
+                &key.namespace,
+                &key.labels,
+            )),
+        };
+        SharedSidecarJson { outbound, clusters }
+    }
+
     /// A sidecar's own parts, as a configuration holding only them: its listeners, its inbound
     /// route tables and its inbound clusters. [`assemble`] adds the shared part.
     pub fn sidecar_own(&self, node: &ProxyNode) -> ProxyConfig {
@@ -246,6 +343,35 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
     fn lookup(&self) -> Indexed<'_, R> {
         Indexed { compiler: self }
     }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Plain data structs with string keys always serialize.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The items of a JSON array, without the brackets (`[a,b]` -> `a,b`; `[]` -> nothing).
+fn json_items<T: serde::Serialize>(items: &[T]) -> Vec<u8> {
+    let json = to_json(&items);
+    json.get(1..json.len().saturating_sub(1))
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// Appends `item` (comma-separated items) to a list being built.
+fn push_item(list: &mut Vec<u8>, item: &[u8]) {
+    if item.is_empty() {
+        return;
+    }
+    if !list.is_empty() {
+        list.push(b',');
+    }
+    list.extend_from_slice(item);
+}
+
+/// First position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len().max(1)).position(|w| w == needle)
 }
 
 /// A whole sidecar configuration from its shared part and its own parts (as returned by

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use strait_mesh::{Cluster, ProxyConfig, RouteTable};
 
-use crate::compile::SharedSidecar;
+use crate::compile::SharedSidecarJson;
 
 /// Placeholder version, serialized where the real version goes.
 const VERSION_MARK: &str = "\u{0}strait:version\u{0}";
@@ -31,16 +31,11 @@ pub(crate) struct SharedJson {
 }
 
 impl SharedJson {
-    /// Serializes the shared part once.
-    pub fn new(shared: &SharedSidecar) -> SharedJson {
-        let outbound = to_json(&shared.outbound);
-        let mut clusters = to_json(&shared.clusters);
-        // `[a,b]` -> `a,b`.
-        clusters.pop();
-        clusters.remove(0);
+    /// Takes the shared part serialized by [`SnapshotCompiler::shared_sidecar_json`](crate::compile::SnapshotCompiler::shared_sidecar_json).
+    pub fn from_json(json: SharedSidecarJson) -> SharedJson {
         SharedJson {
-            outbound: outbound.into(),
-            clusters: clusters.into(),
+            outbound: json.outbound.into(),
+            clusters: json.clusters.into(),
         }
     }
 

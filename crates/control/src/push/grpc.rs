@@ -24,7 +24,7 @@ use tonic::codec::{Codec, Streaming};
 use tonic::codegen::{BoxFuture, Service};
 
 use super::PushServer;
-use super::writer::{Rendered, push_stream};
+use super::writer::{InFlight, Rendered, push_stream};
 
 /// The gRPC path of the only method.
 const STREAM_CONFIG: &str = "/strait.mesh.v1.ConfigDiscovery/StreamConfig";
@@ -61,9 +61,10 @@ where
         let decoder = tonic_prost::ProstCodec::<ConfigPush, ProxyMessage>::default().decoder();
         let inbound = Streaming::new_request(decoder, request.into_body(), None, None);
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(self.server.clone().serve_stream(inbound, tx));
+        let flight = Arc::new(InFlight::default());
+        tokio::spawn(self.server.clone().serve_stream(inbound, tx, flight.clone()));
         let body = PushBody {
-            pushes: push_stream(rx),
+            pushes: push_stream(rx, self.server.writes.clone(), flight),
             json: VecDeque::new(),
             done: false,
         };

@@ -8,7 +8,7 @@ use strait_api::Resource;
 
 use super::Compiler;
 use super::body::{Body, SharedJson};
-use crate::compile::{ProxyNode, ShareKey, SnapshotCompiler};
+use crate::compile::{PieceCache, ProxyNode, ShareKey, SnapshotCompiler};
 use crate::store::Snapshot;
 
 /// The snapshot's resources, as the compiler wants them.
@@ -65,8 +65,7 @@ impl Prepared {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Compiles the shared part of every key among `nodes` that is not known yet, spread over
-    /// the machine's cores. A part equal to `previous`'s is replaced by `previous`'s, so bodies
+    /// Compiles the shared part of every key among `nodes` that is not known yet. A part equal to `previous`'s is replaced by `previous`'s, so bodies
     /// that did not change compare equal by pointer.
     pub fn share(&self, nodes: &[ProxyNode], previous: Option<&Prepared>) {
         let How::Indexed(compiler) = &self.how else { return };
@@ -78,33 +77,15 @@ impl Prepared {
         if missing.is_empty() {
             return;
         }
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(missing.len());
-        let per_thread = missing.len().div_ceil(threads);
-        let computed: Vec<(ShareKey, Arc<SharedJson>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = missing
-                .chunks(per_thread)
-                .map(|keys| {
-                    scope.spawn(move || {
-                        keys.iter()
-                            .map(|k| (k.clone(), Arc::new(SharedJson::new(&compiler.shared_sidecar(k)))))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| match h.join() {
-                    Ok(v) => v,
-                    Err(_) => {
-                        tracing::error!("compiling shared proxy configuration panicked");
-                        Vec::new()
-                    }
-                })
-                .collect()
-        });
+        // One key after the other: after the first, most per-service pieces come from the cache.
+        let mut pieces = PieceCache::default();
+        let computed: Vec<(ShareKey, Arc<SharedJson>)> = missing
+            .into_iter()
+            .map(|k| {
+                let json = SharedJson::from_json(compiler.shared_sidecar_json(&k, &mut pieces));
+                (k, Arc::new(json))
+            })
+            .collect();
         let old = previous.map(|p| p.shared_map().clone()).unwrap_or_default();
         let mut known = self.shared_map();
         for (key, json) in computed {
@@ -121,7 +102,9 @@ impl Prepared {
         if let Some(json) = self.shared_map().get(key) {
             return json.clone();
         }
-        let json = Arc::new(SharedJson::new(&compiler.shared_sidecar(key)));
+        let json = Arc::new(SharedJson::from_json(
+            compiler.shared_sidecar_json(key, &mut PieceCache::default()),
+        ));
         self.shared_map().entry(key.clone()).or_insert(json).clone()
     }
 

@@ -205,3 +205,25 @@ fn sidecars_with_one_key_share_the_same_outbound_part() {
         assert_eq!(assembled, compile(&resources, &node), "{}", node.id);
     }
 }
+
+#[test]
+fn shared_json_from_cached_pieces_equals_serializing_the_shared_part() {
+    let resources = resources();
+    let compiler = SnapshotCompiler::new(resources.as_slice());
+    let mut cache = PieceCache::default();
+    for node in nodes().into_iter().filter(|n| n.role == ProxyRole::Sidecar) {
+        let key = compiler.share_key(&node).expect("sidecar");
+        let shared = compiler.shared_sidecar(&key);
+        let clusters = serde_json::to_vec(&shared.clusters).expect("json");
+        let expected = SharedSidecarJson {
+            outbound: serde_json::to_vec(&shared.outbound).expect("json"),
+            clusters: clusters[1..clusters.len() - 1].to_vec(),
+        };
+        assert_eq!(
+            compiler.shared_sidecar_json(&key, &mut cache),
+            expected,
+            "{}",
+            node.id
+        );
+    }
+}
