@@ -108,6 +108,17 @@ impl Prepared {
         self.shared_map().entry(key.clone()).or_insert(json).clone()
     }
 
+    /// Whether [`Prepared::body_for`] is cheap for `node`: its shared part is ready (gateways
+    /// and custom compilers compile per proxy, so they are not).
+    pub fn ready_for(&self, node: &ProxyNode) -> bool {
+        match &self.how {
+            How::Custom(..) => false,
+            How::Indexed(compiler) => compiler
+                .share_key(node)
+                .is_some_and(|key| self.shared_map().contains_key(&key)),
+        }
+    }
+
     /// `node`'s configuration body.
     pub fn body_for(&self, node: &ProxyNode) -> Arc<Body> {
         Arc::new(match &self.how {
