@@ -23,6 +23,9 @@ use crate::snapshot::{ListenerKey, ListenerRt, Snapshot};
 use crate::stats::RequestLabels;
 use crate::upstream;
 
+/// Parsed once: a `&str` name is parsed and validated again on every use.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// Where a connection arrived.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
@@ -62,8 +65,8 @@ pub(crate) async fn serve(
 ) -> Result<Response<RespBody>, Infallible> {
     let started = Instant::now();
     // Envoy's connection manager gives every request an id before anything else looks at it.
-    if !req.headers().contains_key("x-request-id") {
-        req.headers_mut().insert("x-request-id", request_id());
+    if let header::Entry::Vacant(slot) = req.headers_mut().entry(REQUEST_ID) {
+        slot.insert(request_id());
     }
     normalize_uri(&mut req);
     let mut log = inner.opts.access_log.then(|| LogEntry {

@@ -275,7 +275,8 @@ pub(crate) async fn forward(
             return fail(outcome, flag, details, status, body);
         }
     };
-    outcome.upstream_time = Some(sent_at.elapsed());
+    let upstream_time = sent_at.elapsed();
+    outcome.upstream_time = Some(upstream_time);
     outcome.details = "via_upstream";
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);
@@ -283,7 +284,7 @@ pub(crate) async fn forward(
     dest.headers.response.apply(&mut rparts.headers);
     rparts
         .headers
-        .insert(SERVICE_TIME, small_number(sent_at.elapsed().as_millis() as u64));
+        .insert(SERVICE_TIME, small_number(upstream_time.as_millis() as u64));
     if let (Some(cors), Some(origin)) = (&route.cors, &cors_origin) {
         cors.simple(origin, &mut rparts.headers);
     }
