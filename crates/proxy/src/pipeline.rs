@@ -331,16 +331,17 @@ fn request_id() -> HeaderValue {
     let v: u128 = rand::random();
     let v = (v & !(0xf << 76)) | (0x4 << 76);
     let v = (v & !(0x3 << 62)) | (0x2 << 62);
-    let mut out = [0u8; 36];
-    let mut nibble = 32;
-    for (i, b) in out.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *b = b'-';
-            continue;
-        }
-        nibble -= 1;
-        *b = HEX[((v >> (nibble * 4)) & 0xf) as usize];
+    let mut hex = [0u8; 32];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
+    let mut out = [b'-'; 36];
+    out[0..8].copy_from_slice(&hex[0..8]);
+    out[9..13].copy_from_slice(&hex[8..12]);
+    out[14..18].copy_from_slice(&hex[12..16]);
+    out[19..23].copy_from_slice(&hex[16..20]);
+    out[24..36].copy_from_slice(&hex[20..32]);
     HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
