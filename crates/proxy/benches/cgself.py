@@ -50,3 +50,16 @@ if want:
     print(f"\ncallers of *{want}*:")
     for c, a, b in rows[:25]:
         print(f"{c / n:9.0f}  {a[:110]}  ->  {b[:60]}")
+
+# Optional: INCL=sub1,sub2 prints inclusive Ir (self + calls made) of functions matching each.
+want = os.environ.get("INCL")
+if want:
+    out = collections.Counter()
+    for (a, b), c in incl.items():
+        out[a] += c
+    for a, c in selfc.items():
+        out[a] += c
+    for w in want.split(","):
+        rows = sorted(((c, a) for a, c in out.items() if w in a), reverse=True)[:4]
+        for c, a in rows:
+            print(f"{c / n:9.0f}  {a[:150]}")
