@@ -123,3 +123,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => Err(anyhow::anyhow!("admin server task failed: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    #[test]
+    fn concurrency_flag_sets_the_worker_count() {
+        let w = Wrapper::try_parse_from(["proxy", "--concurrency", "1"]).unwrap();
+        assert_eq!(worker_threads(&w.args), Some(1));
+        let w = Wrapper::try_parse_from(["proxy", "--concurrency", "3"]).unwrap();
+        assert_eq!(worker_threads(&w.args), Some(3));
+        assert!(Wrapper::try_parse_from(["proxy", "--concurrency", "0"]).is_err());
+    }
+}
