@@ -132,3 +132,46 @@ pub(crate) fn push_stream(
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn permit(writes: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+        writes.clone().acquire_owned().await.expect("open semaphore")
+    }
+
+    #[tokio::test]
+    async fn a_permit_is_held_until_the_proxy_answers_that_version_or_a_newer_one() {
+        let writes = Arc::new(Semaphore::new(2));
+        let flight = Arc::new(InFlight::default());
+        flight.hold(5, permit(&writes).await);
+        assert_eq!(writes.available_permits(), 1);
+        flight.answered("4");
+        flight.answered("not a version");
+        assert_eq!(writes.available_permits(), 1, "older or garbled answers keep it");
+        flight.answered("6");
+        assert_eq!(writes.available_permits(), 2);
+
+        flight.hold(7, permit(&writes).await);
+        flight.hold(8, permit(&writes).await);
+        assert_eq!(
+            writes.available_permits(),
+            1,
+            "a newer push replaces the older's permit"
+        );
+        flight.clear();
+        assert_eq!(writes.available_permits(), 2, "the stream's end releases it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_proxy_loses_its_permit_after_the_timeout() {
+        let writes = Arc::new(Semaphore::new(1));
+        let flight = Arc::new(InFlight::default());
+        flight.hold(1, permit(&writes).await);
+        assert_eq!(writes.available_permits(), 0);
+        // Paused time: the acquire completes exactly when the timer has fired.
+        let again = tokio::time::timeout(ANSWER_TIMEOUT * 2, permit(&writes)).await;
+        assert!(again.is_ok(), "the permit came back after ANSWER_TIMEOUT");
+    }
+}
