@@ -212,21 +212,28 @@ impl PushServer {
     /// parts of these nodes are compiled up front, reusing the previous snapshot's identical
     /// pieces.
     fn prepare(&self, snapshot: &Snapshot, share: Option<&[ProxyNode]>) -> Arc<Prepared> {
-        let mut cache = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
-        let previous = cache.clone();
+        let cache = || self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = cache().clone();
         let prepared = match previous.as_ref() {
             Some(p) if p.revision == snapshot.revision => p.clone(),
             _ => {
+                // Indexing takes milliseconds: not under the lock, which connecting proxies take
+                // on the async workers.
                 let fresh = Arc::new(Prepared::new(snapshot, self.compiler.as_ref()));
-                if previous.as_ref().is_none_or(|p| p.revision < fresh.revision) {
-                    *cache = Some(fresh.clone());
+                let mut cached = cache();
+                match cached.as_ref() {
+                    // Someone prepared the same snapshot meanwhile: share theirs.
+                    Some(c) if c.revision == fresh.revision => c.clone(),
+                    Some(c) if c.revision > fresh.revision => fresh,
+                    _ => {
+                        *cached = Some(fresh.clone());
+                        fresh
+                    }
                 }
-                fresh
             }
         };
         // Compiling the shared parts takes a while: connecting proxies must not wait for it
-        // behind this lock (they compile their own key if it is missing).
-        drop(cache);
+        // behind the lock (they compile their own key if it is missing).
         if let Some(nodes) = share {
             let older = previous.filter(|p| !Arc::ptr_eq(p, &prepared));
             prepared.share(nodes, older.as_deref());
