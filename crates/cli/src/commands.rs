@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod analyze;
 pub mod client;
 pub mod control_plane;
 pub mod demo;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod commands;
 
-use commands::{control_plane, demo, proxy, resources, run, sample, status};
+use commands::{analyze, control_plane, demo, proxy, resources, run, sample, status};
 
 /// Strait: an Istio-compatible service mesh.
 #[derive(Parser)]
@@ -39,6 +39,8 @@ enum Command {
     Delete(resources::DeleteArgs),
     /// Validate files offline; exits non-zero if any resource is invalid.
     Validate(resources::ValidateArgs),
+    /// Check files for cross-resource problems, like `istioctl analyze` (offline).
+    Analyze(analyze::Args),
     /// Show every connected proxy and the config version it acknowledged.
     ProxyStatus(status::ProxyStatusArgs),
     /// Show what one proxy is running (routes, clusters, endpoints, listeners).
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
             Command::Get(a) => resources::get(a).await,
             Command::Delete(a) => resources::delete(a).await,
             Command::Validate(a) => resources::validate(a).await,
+            Command::Analyze(a) => analyze::run(a).await,
             Command::ProxyStatus(a) => status::proxy_status(a).await,
             Command::ProxyConfig(a) => status::proxy_config(a).await,
         }

@@ -82,3 +82,36 @@ fn standard_input_is_read_with_dash() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn analyze_finds_a_route_to_an_undefined_subset_like_istioctl() {
+    let dir = std::env::temp_dir().join(format!("strait-analyze-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("mesh.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews.default.svc.cluster.local]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  resolution: STATIC\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets: [{name: v1, labels: {version: v1}}]\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v4}}]\n",
+    )
+    .expect("write");
+    let out = strait(&["analyze", "-f", &file.to_string_lossy()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(79), "{stdout}");
+    assert!(
+        stdout.contains(
+            "Error [IST0101] (VirtualService default/reviews) Referenced host+subset in destinationrule not found: \"reviews+v4\""
+        ),
+        "{stdout}"
+    );
+    // The same mesh with the subset that exists is clean.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .expect("read")
+            .replace("subset: v4", "subset: v1"),
+    )
+    .expect("write");
+    let out = strait(&["analyze", "-f", &file.to_string_lossy()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No validation issues found"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
