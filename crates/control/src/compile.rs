@@ -277,15 +277,7 @@ pub(crate) fn allow_any_vhost() -> mesh::VirtualHost {
         name: "allow_any".into(),
         domains: vec!["*".into()],
         port: None,
-        routes: vec![mesh::Route {
-            name: "allow_any".into(),
-            action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
-                cluster: PASSTHROUGH_CLUSTER.into(),
-                weight: 100,
-                headers: mesh::HeaderOps::default(),
-            }]),
-            ..mesh::Route::default()
-        }],
+        routes: vec![mesh::Route::to_cluster("allow_any", PASSTHROUGH_CLUSTER)],
     }
 }
 
@@ -332,14 +324,8 @@ fn mesh_routes(owner: (&Resource, &VirtualService), base: &RouteContext<'_>) -> 
 /// default retry policy.
 fn default_route(service: &Service, port: u16) -> mesh::Route {
     mesh::Route {
-        name: "default".into(),
-        action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
-            cluster: routes::cluster_name(port, "", &service.host),
-            weight: 100,
-            headers: mesh::HeaderOps::default(),
-        }]),
         retries: Some(routes::default_retry_policy()),
-        ..mesh::Route::default()
+        ..mesh::Route::to_cluster("default", routes::cluster_name(port, "", &service.host))
     }
 }
 
@@ -411,15 +397,7 @@ fn inbound<'r>(
                     name: format!("inbound|http|{target}"),
                     domains: vec!["*".into()],
                     port: None,
-                    routes: vec![mesh::Route {
-                        name: "default".into(),
-                        action: mesh::RouteAction::Forward(vec![mesh::WeightedCluster {
-                            cluster: name.clone(),
-                            weight: 100,
-                            headers: mesh::HeaderOps::default(),
-                        }]),
-                        ..mesh::Route::default()
-                    }],
+                    routes: vec![mesh::Route::to_cluster("default", name.clone())],
                 }],
             });
             own.clusters.push(mesh::Cluster {

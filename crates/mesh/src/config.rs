@@ -104,6 +104,22 @@ pub struct Route {
     pub cors: Option<CorsPolicy>,
 }
 
+impl Route {
+    /// A catch-all route sending everything to one cluster: default routing, inbound routing and
+    /// the ALLOW_ANY passthrough all have this shape.
+    pub fn to_cluster(name: impl Into<String>, cluster: impl Into<String>) -> Route {
+        Route {
+            name: name.into(),
+            action: RouteAction::Forward(vec![WeightedCluster {
+                cluster: cluster.into(),
+                weight: 100,
+                headers: HeaderOps::default(),
+            }]),
+            ..Route::default()
+        }
+    }
+}
+
 /// One Istio `HTTPMatchRequest`: every present condition must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
