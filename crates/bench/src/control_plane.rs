@@ -270,8 +270,8 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
     let mut note = String::from(
         "Simulated proxies ACK without decoding the JSON (the control plane's cost only); control plane \
          and simulated proxies share the machine's cores. RSS is the benchmark process (control plane + \
-         the generated YAML), not the proxies. The mesh is parsed and applied in chunks of 100 services \
-         (the YAML parser accepts at most 1,024 documents per input).",
+         the generated YAML), not the proxies. The mesh is parsed and applied in chunks of 100 services, \
+         as a user applying a directory file by file would.",
     );
     match (&problem, connect_all_acked_ms) {
         (Some(p), None) => note.push_str(&format!(" INCOMPLETE: connecting the proxies: {p}.")),
