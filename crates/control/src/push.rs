@@ -70,6 +70,9 @@ enum Outgoing {
 
 type PushSender = mpsc::UnboundedSender<Outgoing>;
 
+/// The `ConfigPush.encoding` (and `Hello.accept_encodings` entry) of gzip bodies.
+const GZIP: &str = "gzip";
+
 /// Versions kept awaiting an answer per proxy; older ones are forgotten (an answer to them is
 /// then ignored, and the newer version's answer settles the proxy's state anyway).
 const MAX_PENDING: usize = 8;
@@ -325,6 +328,7 @@ impl PushServer {
             revision = snapshot.revision,
             proxies = just_nodes.len(),
             shared_bytes = prepared.shared_bytes(),
+            shared_gzip_bytes = prepared.shared_gzip_bytes(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recompiled proxy configurations"
         );
@@ -462,6 +466,13 @@ impl PushServer {
         };
         // With the current snapshot prepared, connecting is a few microseconds of work; only
         // preparing a new snapshot (milliseconds) goes to the blocking pool.
+        if hello
+            .accept_encodings
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(GZIP))
+        {
+            flight.accept_gzip();
+        }
         let node = node_from_hello(hello);
         let conn_id = if self.prepared_for(&node) {
             self.connect(node, tx)

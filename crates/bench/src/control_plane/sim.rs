@@ -55,6 +55,8 @@ async fn proxy(
             service_account: node.service_account,
             address: node.address,
             running_version: String::new(),
+            // Measure the compressed path (the bodies are not decoded here).
+            accept_encodings: vec!["gzip".into()],
         })),
     })
     .await?;

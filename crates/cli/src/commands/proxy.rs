@@ -108,6 +108,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             service_account: args.service_account,
             address: args.address.to_string(),
             running_version: String::new(),
+            // xds::run announces what the proxy decodes.
+            accept_encodings: Vec::new(),
         };
         tokio::spawn(xds::run(
             proxy.clone(),

@@ -104,8 +104,12 @@ impl http_body::Body for PushBody {
         let end = match self.pushes.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(push))) => {
-                let header = frame_header(&push.version, push.len);
+                let trailer = frame_trailer(push.encoding);
+                let header = frame_header(&push.version, push.len, trailer.len());
                 self.json = push.chunks.into();
+                if !trailer.is_empty() {
+                    self.json.push_back(trailer);
+                }
                 return Poll::Ready(Some(Ok(Frame::data(header))));
             }
             Poll::Ready(Some(Err(status))) => status,
@@ -124,10 +128,11 @@ impl http_body::Body for PushBody {
     }
 }
 
-/// The start of a `ConfigPush { version, config_json }` gRPC message whose JSON is `json_len`
-/// bytes: the 5-byte frame header, then the protobuf encoding up to the JSON's bytes. Empty
-/// fields are omitted, as prost does.
-pub(crate) fn frame_header(version: &str, json_len: usize) -> Bytes {
+/// The start of a `ConfigPush { version, config_json, encoding }` gRPC message whose JSON is
+/// `json_len` bytes followed by `trailer_len` bytes of [`frame_trailer`]: the 5-byte frame
+/// header, then the protobuf encoding up to the JSON's bytes. Empty fields are omitted, as
+/// prost does.
+pub(crate) fn frame_header(version: &str, json_len: usize, trailer_len: usize) -> Bytes {
     let mut fields = BytesMut::with_capacity(32 + version.len());
     if !version.is_empty() {
         fields.put_u8(0x0a); // field 1, length-delimited
@@ -138,13 +143,26 @@ pub(crate) fn frame_header(version: &str, json_len: usize) -> Bytes {
         fields.put_u8(0x12); // field 2, length-delimited
         put_varint(&mut fields, json_len as u64);
     }
-    let message_len = fields.len() + json_len;
+    let message_len = fields.len() + json_len + trailer_len;
     let mut header = BytesMut::with_capacity(5 + fields.len());
     header.put_u8(0); // not compressed
     // gRPC lengths are 32-bit; configurations are far below 4 GiB (the proxy's limit is lower).
     header.put_u32(u32::try_from(message_len).unwrap_or(u32::MAX));
     header.put_slice(&fields);
     header.freeze()
+}
+
+/// The fields after the JSON's bytes: `encoding` (field 3), omitted when empty. Field order
+/// as prost writes it, so the message is byte for byte prost's.
+pub(crate) fn frame_trailer(encoding: &str) -> Bytes {
+    if encoding.is_empty() {
+        return Bytes::new();
+    }
+    let mut fields = BytesMut::with_capacity(2 + encoding.len());
+    fields.put_u8(0x1a); // field 3, length-delimited
+    put_varint(&mut fields, encoding.len() as u64);
+    fields.put_slice(encoding.as_bytes());
+    fields.freeze()
 }
 
 fn put_varint(buf: &mut BytesMut, mut value: u64) {
@@ -162,15 +180,26 @@ mod tests {
     #[test]
     fn frames_decode_as_the_generated_message() {
         use tonic_prost::prost::Message;
-        for (version, json) in [("7", vec![b'{'; 300]), ("", b"{}".to_vec()), ("12", Vec::new())] {
-            let mut wire = frame_header(version, json.len()).to_vec();
+        let cases = [
+            ("7", vec![b'{'; 300], ""),
+            ("", b"{}".to_vec(), ""),
+            ("12", Vec::new(), ""),
+            ("7", vec![0x1f; 300], "gzip"),
+            ("", vec![0x8b; 2], "gzip"),
+            ("12", Vec::new(), "gzip"),
+        ];
+        for (version, json, encoding) in cases {
+            let trailer = frame_trailer(encoding);
+            let mut wire = frame_header(version, json.len(), trailer.len()).to_vec();
             wire.extend_from_slice(&json);
+            wire.extend_from_slice(&trailer);
             assert_eq!(wire[0], 0);
             let len = u32::from_be_bytes([wire[1], wire[2], wire[3], wire[4]]) as usize;
             assert_eq!(len, wire.len() - 5);
             let expected = ConfigPush {
                 version: version.into(),
                 config_json: json,
+                encoding: encoding.into(),
             };
             assert_eq!(&wire[5..], expected.encode_to_vec().as_slice());
         }

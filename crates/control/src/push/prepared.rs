@@ -79,14 +79,15 @@ impl Prepared {
         }
         // One key after the other: after the first, most per-service pieces come from the cache.
         let mut pieces = PieceCache::default();
+        let old = previous.map(|p| p.shared_map().clone()).unwrap_or_default();
         let computed: Vec<(ShareKey, Arc<SharedJson>)> = missing
             .into_iter()
             .map(|k| {
-                let json = SharedJson::from_json(compiler.shared_sidecar_json(&k, &mut pieces));
+                let json = compiler.shared_sidecar_json(&k, &mut pieces);
+                let json = SharedJson::from_json(json, old.get(&k).map(|p| &**p));
                 (k, Arc::new(json))
             })
             .collect();
-        let old = previous.map(|p| p.shared_map().clone()).unwrap_or_default();
         let mut known = self.shared_map();
         for (key, json) in computed {
             let json = match old.get(&key) {
@@ -104,6 +105,7 @@ impl Prepared {
         }
         let json = Arc::new(SharedJson::from_json(
             compiler.shared_sidecar_json(key, &mut PieceCache::default()),
+            None,
         ));
         self.shared_map().entry(key.clone()).or_insert(json).clone()
     }
@@ -137,5 +139,10 @@ impl Prepared {
     /// Bytes of shared JSON held (for the log).
     pub fn shared_bytes(&self) -> usize {
         self.shared_map().values().map(|j| j.len()).sum()
+    }
+
+    /// Bytes of the shared pieces' gzip members (for the log).
+    pub fn shared_gzip_bytes(&self) -> usize {
+        self.shared_map().values().map(|j| j.gzip_len()).sum()
     }
 }

@@ -27,12 +27,14 @@ async fn serve(store: Arc<Store>) -> (Arc<PushServer>, SocketAddr) {
 
 struct Sim {
     node: ProxyNode,
+    /// Announced gzip in its Hello.
+    gzip: bool,
     tx: mpsc::Sender<ProxyMessage>,
     pushes: Streaming<ConfigPush>,
 }
 
 impl Sim {
-    async fn connect(addr: SocketAddr, node: ProxyNode) -> Sim {
+    async fn connect(addr: SocketAddr, node: ProxyNode, gzip: bool) -> Sim {
         let mut client = ConfigDiscoveryClient::connect(format!("http://{addr}"))
             .await
             .expect("connect");
@@ -51,6 +53,7 @@ impl Sim {
             service_account: node.service_account.clone(),
             address: node.address.clone(),
             running_version: String::new(),
+            accept_encodings: if gzip { vec!["gzip".into()] } else { Vec::new() },
         };
         tx.send(ProxyMessage {
             kind: Some(proxy_message::Kind::Hello(hello)),
@@ -62,10 +65,16 @@ impl Sim {
             .await
             .expect("stream")
             .into_inner();
-        Sim { node, tx, pushes }
+        Sim {
+            node,
+            gzip,
+            tx,
+            pushes,
+        }
     }
 
-    /// The next push, checked byte for byte against `compile()` of the store's snapshot.
+    /// The next push, checked byte for byte against `compile()` of the store's snapshot (after
+    /// a multi-member gzip decode for a proxy that accepts gzip; plain JSON for the others).
     async fn expect_compiled_push(&mut self, store: &Store) -> String {
         let push = tokio::time::timeout(Duration::from_secs(10), self.pushes.message())
             .await
@@ -74,8 +83,21 @@ impl Sim {
             .expect("stream open");
         let mut expected = compile(&store.snapshot(), &self.node);
         expected.version = push.version.clone();
+        let json = if self.gzip {
+            assert_eq!(push.encoding, "gzip", "{}", self.node.id);
+            let mut json = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(push.config_json.as_slice()),
+                &mut json,
+            )
+            .expect("the body is gzip");
+            json
+        } else {
+            assert_eq!(push.encoding, "", "{}", self.node.id);
+            push.config_json
+        };
         assert!(
-            push.config_json == expected.to_json(),
+            json == expected.to_json(),
             "{}: the pushed body differs from compile()",
             self.node.id
         );
@@ -107,8 +129,9 @@ async fn every_proxy_gets_exactly_what_compile_makes_before_and_after_a_change()
         .expect("apply mesh");
     let (server, addr) = serve(store.clone()).await;
     let mut sims = Vec::new();
-    for node in nodes() {
-        let mut sim = Sim::connect(addr, node).await;
+    // Every other proxy announces gzip: both encodings of the same configurations are checked.
+    for (i, node) in nodes().into_iter().enumerate() {
+        let mut sim = Sim::connect(addr, node, i % 2 == 0).await;
         let version = sim.expect_compiled_push(&store).await;
         sim.ack(&version).await;
         sims.push(sim);

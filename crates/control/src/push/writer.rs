@@ -8,8 +8,11 @@
 //! immediately, so "handed to the transport" does not mean "sent": a push is done when the
 //! proxy answers it (ACK or NACK), so a permit is held until that answer, the stream's end, or
 //! [`ANSWER_TIMEOUT`] for a proxy that does not answer.
+//!
+//! A stream whose proxy accepts gzip gets gzip bodies (see [`Body::gzip_chunks`]).
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,14 +20,17 @@ use futures::Stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::Status;
 
-use super::Outgoing;
+use super::body::Body;
+use super::{GZIP, Outgoing};
 
-/// One push: the version and the configuration's JSON as chunks (`len` bytes in all).
+/// One push: the version and the configuration's JSON as chunks (`len` bytes in all),
+/// encoded as `encoding` says (`""` plain, `"gzip"`).
 #[derive(Debug)]
 pub(crate) struct Rendered {
     pub version: String,
     pub chunks: Vec<bytes::Bytes>,
     pub len: usize,
+    pub encoding: &'static str,
 }
 
 /// The pushes of one stream.
@@ -33,10 +39,12 @@ pub(crate) type PushStream = Pin<Box<dyn Stream<Item = Result<Rendered, Status>>
 /// How long a push may keep its write permit without an answer.
 pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The write permit of a stream's newest push, until the proxy answers it.
+/// What a stream's reader tells its writer: the write permit of the newest push, until the
+/// proxy answers it, and whether the proxy said it accepts gzip.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
     slot: Mutex<Option<Held>>,
+    gzip: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -88,6 +96,15 @@ impl InFlight {
         }
     }
 
+    /// The proxy's Hello accepts gzip bodies (set before its first push is queued).
+    pub fn accept_gzip(&self) {
+        self.gzip.store(true, Ordering::Release);
+    }
+
+    fn gzip(&self) -> bool {
+        self.gzip.load(Ordering::Acquire)
+    }
+
     /// The stream ended.
     pub fn clear(&self) {
         *self.lock() = None;
@@ -120,17 +137,27 @@ pub(crate) fn push_stream(
                     if let Ok(permit) = writes.clone().acquire_owned().await {
                         flight.hold(version, permit);
                     }
-                    let (chunks, len) = body.chunks(version);
-                    let push = Rendered {
-                        version: version.to_string(),
-                        chunks,
-                        len,
-                    };
+                    let push = render(&body, version, flight.gzip());
                     Some((Ok(push), (rx, writes, flight)))
                 }
             }
         },
     ))
+}
+
+/// `body` as `version`'s push, gzip or plain.
+fn render(body: &Body, version: u64, gzip: bool) -> Rendered {
+    let ((chunks, len), encoding) = if gzip {
+        (body.gzip_chunks(version), GZIP)
+    } else {
+        (body.chunks(version), "")
+    };
+    Rendered {
+        version: version.to_string(),
+        chunks,
+        len,
+        encoding,
+    }
 }
 
 #[cfg(test)]
