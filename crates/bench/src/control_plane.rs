@@ -110,6 +110,7 @@ async fn wait_acks<R: tokio::io::AsyncBufRead + Unpin>(
     want: usize,
     timeout: Duration,
     rss_limit_kb: u64,
+    bytes: &mut Vec<u32>,
 ) -> anyhow::Result<Waited> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut acked = HashMap::new();
@@ -134,7 +135,10 @@ async fn wait_acks<R: tokio::io::AsyncBufRead + Unpin>(
         };
         match AckLine::parse(&line) {
             Some(a) if a.version == version => {
-                acked.entry(a.proxy).or_insert(a.micros);
+                if let std::collections::hash_map::Entry::Vacant(e) = acked.entry(a.proxy) {
+                    e.insert(a.micros);
+                    bytes.push(u32::try_from(a.bytes).unwrap_or(u32::MAX));
+                }
             }
             Some(_) => {}
             None => anyhow::bail!("simulated proxies: {line}"),
@@ -220,7 +224,16 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
         .ok_or_else(|| anyhow::anyhow!("no stdout from the simulated proxies"))?;
     let mut lines = BufReader::new(stdout).lines();
     let first = store.revision().to_string();
-    let connected = wait_acks(&mut lines, &first, opts.proxies, opts.timeout, opts.rss_limit_kb).await?;
+    let mut push_bytes: Vec<u32> = Vec::new();
+    let connected = wait_acks(
+        &mut lines,
+        &first,
+        opts.proxies,
+        opts.timeout,
+        opts.rss_limit_kb,
+        &mut Vec::new(),
+    )
+    .await?;
     let mut problem = connected.why(opts.proxies, opts.timeout);
     let connect_all_acked_ms = problem.is_none().then(|| ms(t.elapsed()));
     let mut rounds = Vec::new();
@@ -238,6 +251,7 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
                 opts.proxies,
                 opts.timeout,
                 opts.rss_limit_kb,
+                &mut push_bytes,
             )
             .await?
             {
@@ -259,6 +273,7 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
     let _ = cp.shutdown().await;
 
     per_proxy_us.sort_unstable();
+    push_bytes.sort_unstable();
     let pct = |q| nearest_rank(&per_proxy_us, q).map(|v| f64::from(v) / 1000.0);
     let p99_rounds = if rounds.iter().all(Option::is_some) && !rounds.is_empty() {
         let mut r: Vec<u32> = rounds.iter().flatten().map(|v| (v * 1000.0) as u32).collect();
@@ -298,6 +313,7 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
         per_proxy_ack_p99_ms: pct(0.99),
         rss_kb: mem.rss_kb,
         rss_peak_kb: mem.hwm_kb,
+        push_bytes_p50: nearest_rank(&push_bytes, 0.5).map(u64::from),
         note,
     })
 }

@@ -179,6 +179,10 @@ pub struct ControlPlaneResult {
     pub rss_kb: u64,
     /// Peak RSS of the control-plane process, KiB.
     pub rss_peak_kb: u64,
+    /// Median bytes of a round's push as the proxies received it (`config_json`, gzip when the
+    /// proxies accept it); `None` in results written before it was measured.
+    #[serde(default)]
+    pub push_bytes_p50: Option<u64>,
     /// Caveats.
     pub note: String,
 }

@@ -10,7 +10,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::mesh::{MeshSize, node_for};
 
-/// One line the simulated proxies print per ACK: `ACK <proxy> <version> <µs since epoch>`.
+/// One line the simulated proxies print per ACK:
+/// `ACK <proxy> <version> <µs since epoch> <bytes of config_json>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AckLine {
     /// Proxy index.
@@ -19,6 +20,8 @@ pub struct AckLine {
     pub version: String,
     /// When the ACK was sent, µs since the Unix epoch.
     pub micros: u64,
+    /// Size of the push's `config_json` as received (0 when the line does not say).
+    pub bytes: u64,
 }
 
 impl AckLine {
@@ -30,6 +33,7 @@ impl AckLine {
             proxy: p.next()?.parse().ok()?,
             version: p.next()?.to_string(),
             micros: p.next()?.parse().ok()?,
+            bytes: p.next().and_then(|b| b.parse().ok()).unwrap_or(0),
         })
     }
 }
@@ -72,7 +76,8 @@ async fn proxy(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_micros())
             .unwrap_or(0);
-        let _ = out.send(format!("ACK {index} {} {micros}\n", push.version));
+        let bytes = push.config_json.len();
+        let _ = out.send(format!("ACK {index} {} {micros} {bytes}\n", push.version));
         if let Some(first) = first.take() {
             let _ = first.send(());
         }
@@ -138,9 +143,11 @@ mod tests {
             Some(AckLine {
                 proxy: 12,
                 version: "345".into(),
-                micros: 1_700_000_000_000_000
+                micros: 1_700_000_000_000_000,
+                bytes: 0,
             })
         );
+        assert_eq!(AckLine::parse("ACK 1 2 3 77131").map(|a| a.bytes), Some(77131));
         assert_eq!(AckLine::parse("proxy 3 failed: refused"), None);
         assert_eq!(AckLine::parse("ACK x 1 2"), None);
     }
