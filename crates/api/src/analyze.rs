@@ -68,13 +68,18 @@ pub struct ServiceInfo {
     pub export_to: Vec<String>,
 }
 
-/// Resolves a host as written in a rule of namespace `ns`: short names become
-/// `<name>.<ns>.svc.cluster.local`; names with a dot and wildcards stay as written.
+/// Istio's cluster domain: short names resolve to `<name>.<ns>.svc.cluster.local`.
+pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
+
+/// Istio: a short name (`reviews`) resolves against the namespace of the rule that uses it,
+/// `reviews` in `default` being `reviews.default.svc.cluster.local`. Names with a dot and
+/// wildcards are taken as written. Hosts are case-insensitive, so the result is lowercase.
+/// The analyzer and the control plane's compiler share this one rule.
 pub fn resolve_host(host: &str, ns: &str) -> String {
     if host.contains('.') || host.contains('*') {
-        host.to_string()
+        host.to_ascii_lowercase()
     } else {
-        format!("{host}.{ns}.svc.cluster.local")
+        format!("{}.{ns}.{CLUSTER_DOMAIN}", host.to_ascii_lowercase())
     }
 }
 
@@ -146,7 +151,7 @@ pub fn kubernetes_services(docs: &[Document]) -> Vec<ServiceInfo> {
                     })
                     .unwrap_or_default();
                 Some(ServiceInfo {
-                    hostname: format!("{}.{ns}.svc.cluster.local", k.metadata.name),
+                    hostname: format!("{}.{ns}.{CLUSTER_DOMAIN}", k.metadata.name),
                     namespace: ns,
                     ports,
                     export_to,

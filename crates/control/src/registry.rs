@@ -15,8 +15,7 @@ use strait_api::{Resource, Spec};
 /// sidecar. `strait run` sets it; the inbound side of the sidecar forwards there.
 pub const APP_ADDRESS_ANNOTATION: &str = "strait.io/app-address";
 
-/// Istio's cluster domain: short names resolve to `<name>.<ns>.svc.cluster.local`.
-pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
+pub use strait_api::analyze::{CLUSTER_DOMAIN, resolve_host};
 
 /// A service: one host of a ServiceEntry.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,17 +205,6 @@ fn endpoint(
 /// True when every selector label is present with the same value (an empty selector matches all).
 pub fn labels_match(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// Istio: a short name (`reviews`) resolves against the namespace of the rule that uses it,
-/// `reviews` in `default` being `reviews.default.svc.cluster.local`. Names with a dot and
-/// wildcards are taken as written.
-pub fn resolve_host(host: &str, ns: &str) -> String {
-    if host.contains('.') || host.starts_with('*') {
-        host.to_ascii_lowercase()
-    } else {
-        format!("{}.{ns}.{CLUSTER_DOMAIN}", host.to_ascii_lowercase())
-    }
 }
 
 /// Istio host matching: `*.example.com` covers `a.example.com`; `*` covers everything.
