@@ -15,7 +15,9 @@ use strait_mesh::{self as mesh, ProxyConfig};
 
 use crate::registry::{CLUSTER_DOMAIN, Registry, Service, ServiceEndpoint, host_matches, resolve_host};
 use routes::{RouteContext, gateway_ref_matches};
-pub use snapshot::{PieceCache, ShareKey, SharedSidecar, SharedSidecarJson, SnapshotCompiler, assemble};
+pub use snapshot::{
+    JsonItems, PieceCache, ShareKey, SharedSidecar, SharedSidecarJson, SnapshotCompiler, assemble,
+};
 
 /// Envoy's name for the cluster that forwards to the request's own destination; the proxy
 /// recognises it by name.

@@ -10,8 +10,14 @@
 //! changes cause no churn in the data plane. A body is never rendered per proxy: the stream
 //! writes the shared pieces themselves, so memory does not grow with the number of proxies
 //! times the size of a configuration.
+//!
+//! A proxy that announces deltas gets, once it has acknowledged a version, each change as a
+//! [`ConfigDelta`](strait_mesh::ConfigDelta) over that version (see [`delta`]): one changed
+//! VirtualService is a few KB for each proxy instead of the whole configuration. A delta the
+//! proxy refuses is followed by the whole configuration of the same version.
 
 mod body;
+mod delta;
 mod grpc;
 mod prepared;
 mod writer;
@@ -62,8 +68,9 @@ pub struct ProxyStatus {
 /// What a connection's writer is asked to send.
 #[derive(Debug)]
 enum Outgoing {
-    /// A configuration version, rendered when written.
-    Push(u64, Arc<Body>),
+    /// A configuration version, rendered when written: as a delta over the given (version,
+    /// body) the proxy runs, when there is one and the delta is worth it, else whole.
+    Push(u64, Arc<Body>, Option<(u64, Arc<Body>)>),
     /// End the stream with this status.
     Fail(Status),
 }
@@ -101,13 +108,15 @@ struct Connection {
     node: ProxyNode,
     connected_since: SystemTime,
     tx: PushSender,
+    /// The proxy's Hello said it applies deltas.
+    accepts_delta: bool,
     /// Store revision of the newest compilation applied to this connection.
     compiled_revision: u64,
     /// The last pushed configuration, to detect changes.
     last: Option<Arc<Body>>,
     sent_version: Option<u64>,
-    /// Pushed and not yet answered, oldest first.
-    pending: Vec<(u64, Arc<Body>)>,
+    /// Pushed and not yet answered, oldest first (with whether it was offered as a delta).
+    pending: Vec<(u64, Arc<Body>, bool)>,
     acked: Option<(u64, Arc<Body>)>,
     nack: Option<(u64, String)>,
 }
@@ -122,7 +131,23 @@ impl Connection {
         if self.sent_version.is_some() && self.last.as_ref().is_some_and(|last| last.same_as(&body)) {
             return;
         }
-        if self.tx.send(Outgoing::Push(revision, body.clone())).is_err() {
+        // A delta goes over what the proxy runs: its acknowledged version, when that is also
+        // the last one sent and nothing is awaiting an answer (else the proxy may be running
+        // something else by the time the delta arrives).
+        let base = self
+            .acked
+            .clone()
+            .filter(|(v, _)| self.accepts_delta && self.pending.is_empty() && self.sent_version == Some(*v));
+        self.send(revision, body, base);
+    }
+
+    fn send(&mut self, revision: u64, body: Arc<Body>, base: Option<(u64, Arc<Body>)>) {
+        let delta = base.is_some();
+        if self
+            .tx
+            .send(Outgoing::Push(revision, body.clone(), base))
+            .is_err()
+        {
             // The stream is closing; its reader task removes the connection.
             return;
         }
@@ -131,7 +156,7 @@ impl Connection {
         if self.pending.len() >= MAX_PENDING {
             self.pending.remove(0);
         }
-        self.pending.push((revision, body));
+        self.pending.push((revision, body, delta));
     }
 
     fn status(&self) -> ProxyStatus {
@@ -376,7 +401,7 @@ impl PushServer {
     /// Registers a proxy and sends its first configuration. The connection is registered
     /// before the snapshot is taken, so a change after that is pushed by
     /// [`PushServer::recompile_all`]; an older compile never replaces a newer one.
-    fn connect(&self, node: ProxyNode, tx: PushSender) -> u64 {
+    fn connect(&self, node: ProxyNode, tx: PushSender, accepts_delta: bool) -> u64 {
         let id = {
             let mut conns = self.lock();
             let id = conns.next_id;
@@ -387,6 +412,7 @@ impl PushServer {
                     node: node.clone(),
                     connected_since: SystemTime::now(),
                     tx,
+                    accepts_delta,
                     compiled_revision: 0,
                     last: None,
                     sent_version: None,
@@ -422,16 +448,22 @@ impl PushServer {
         let Some(pos) = version
             .parse::<u64>()
             .ok()
-            .and_then(|v| conn.pending.iter().position(|(sent, _)| *sent == v))
+            .and_then(|v| conn.pending.iter().position(|(sent, ..)| *sent == v))
         else {
             tracing::warn!(proxy = %conn.node.id, %version, "answer for a version that was never sent ignored");
             return;
         };
-        let Some((version, body)) = conn.pending.drain(..=pos).next_back() else {
+        let Some((version, body, delta)) = conn.pending.drain(..=pos).next_back() else {
             return;
         };
         match nack_reason {
             None => conn.acked = Some((version, body)),
+            Some(reason) if delta => {
+                // The proxy could not apply the delta (it runs another version than the one
+                // the delta is over): the same version goes again, whole.
+                tracing::info!(proxy = %conn.node.id, version, %reason, "delta refused; pushing the whole configuration");
+                conn.send(version, body, None);
+            }
             Some(reason) => {
                 // Istio: a rejected push leaves the proxy on its last good configuration.
                 tracing::warn!(proxy = %conn.node.id, version, %reason, "proxy rejected configuration");
@@ -479,12 +511,14 @@ impl PushServer {
         {
             flight.accept_gzip();
         }
+        let accepts_delta = hello.accept_delta;
         let node = node_from_hello(hello);
         let conn_id = if self.prepared_for(&node) {
-            self.connect(node, tx)
+            self.connect(node, tx, accepts_delta)
         } else {
             let server = self.clone();
-            let Ok(id) = tokio::task::spawn_blocking(move || server.connect(node, tx)).await else {
+            let Ok(id) = tokio::task::spawn_blocking(move || server.connect(node, tx, accepts_delta)).await
+            else {
                 return;
             };
             id

@@ -5,8 +5,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delta;
 
 pub use config::*;
+pub use delta::ConfigDelta;
 
 /// Generated gRPC types and services for the push stream.
 #[allow(missing_docs, clippy::all)]

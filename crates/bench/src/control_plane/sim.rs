@@ -61,6 +61,7 @@ async fn proxy(
             running_version: String::new(),
             // Measure the compressed path (the bodies are not decoded here).
             accept_encodings: vec!["gzip".into()],
+            accept_delta: true,
         })),
     })
     .await?;

@@ -110,6 +110,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             running_version: String::new(),
             // xds::run announces what the proxy decodes.
             accept_encodings: Vec::new(),
+            // xds::run announces what the proxy applies.
+            accept_delta: false,
         };
         tokio::spawn(xds::run(
             proxy.clone(),

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use strait_api::networking::{DestinationRule, VirtualService};
 use strait_api::{Resource, Spec};
@@ -50,15 +51,38 @@ pub struct SharedSidecarJson {
     /// The clusters as comma-separated JSON objects, without brackets (never empty: the
     /// PassthroughCluster is always there).
     pub clusters: Vec<u8>,
+    /// The outbound table's virtual hosts, per service (then the catch-all), in order: what a
+    /// change-sized push compares between two snapshots.
+    pub vhost_groups: Vec<JsonItems>,
+    /// The clusters, per service (then the PassthroughCluster), in order.
+    pub cluster_groups: Vec<JsonItems>,
+}
+
+/// Some consecutive items of a JSON list, serialized (comma-separated, no brackets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonItems {
+    /// The items' JSON, shared between every key and proxy that has them.
+    pub json: Arc<[u8]>,
+    /// How many items `json` holds.
+    pub count: u32,
+}
+
+impl JsonItems {
+    fn of<T: serde::Serialize>(items: &[T]) -> JsonItems {
+        JsonItems {
+            json: json_items(items).into(),
+            count: u32::try_from(items.len()).unwrap_or(u32::MAX),
+        }
+    }
 }
 
 /// Serialized per-service pieces, reused between share keys of one snapshot: most services'
 /// virtual hosts and clusters are the same for every namespace.
 #[derive(Debug, Default)]
 pub struct PieceCache {
-    vhosts: HashMap<VhostKey, Vec<u8>>,
+    vhosts: HashMap<VhostKey, JsonItems>,
     /// (service position, chosen DestinationRule's address in the snapshot).
-    clusters: HashMap<(usize, Option<usize>), Vec<u8>>,
+    clusters: HashMap<(usize, Option<usize>), JsonItems>,
 }
 
 /// What a service's virtual hosts depend on besides the service itself.
@@ -221,6 +245,8 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
         let lookup = self.lookup();
         let mut vhosts: Vec<u8> = Vec::new();
         let mut clusters: Vec<u8> = Vec::new();
+        let mut vhost_groups = Vec::with_capacity(self.registry.services.len() + 1);
+        let mut cluster_groups = Vec::with_capacity(self.registry.services.len() + 1);
         for (pos, service) in self.registry.services.values().enumerate() {
             let owner = lookup.mesh_owner(service);
             let (by_ns, by_labels) = owner.map_or((false, false), |(_, vs)| {
@@ -238,9 +264,10 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
             };
             let piece = cache.vhosts.entry(vkey).or_insert_with(|| {
                 let list = service_vhosts(&self.registry, owner, service, &key.namespace, &key.labels);
-                json_items(&list)
+                JsonItems::of(&list)
             });
-            push_item(&mut vhosts, piece);
+            push_item(&mut vhosts, &piece.json);
+            vhost_groups.push(piece.clone());
 
             let dr = lookup.destination_rule(&service.host, &key.namespace, &service.namespace);
             // The rule's address identifies it within this snapshot.
@@ -248,11 +275,16 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
             let piece = cache
                 .clusters
                 .entry((pos, dr_id))
-                .or_insert_with(|| json_items(&clusters::service_clusters(service, dr)));
-            push_item(&mut clusters, piece);
+                .or_insert_with(|| JsonItems::of(&clusters::service_clusters(service, dr)));
+            push_item(&mut clusters, &piece.json);
+            cluster_groups.push(piece.clone());
         }
-        push_item(&mut vhosts, &json_items(&[allow_any_vhost()]));
-        push_item(&mut clusters, &json_items(&[passthrough_cluster()]));
+        let catch_all = JsonItems::of(&[allow_any_vhost()]);
+        push_item(&mut vhosts, &catch_all.json);
+        vhost_groups.push(catch_all);
+        let passthrough = JsonItems::of(&[passthrough_cluster()]);
+        push_item(&mut clusters, &passthrough.json);
+        cluster_groups.push(passthrough);
         // `{"name":"outbound","virtualHosts":[` + vhosts + `]}`, cut from a serialized table
         // with one marker host, so the field names and order stay the mesh crate's.
         const MARK: &str = "\u{0}strait:vhosts\u{0}";
@@ -277,7 +309,12 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
                 &key.labels,
             )),
         };
-        SharedSidecarJson { outbound, clusters }
+        SharedSidecarJson {
+            outbound,
+            clusters,
+            vhost_groups,
+            cluster_groups,
+        }
     }
 
     /// A sidecar's own parts, as a configuration holding only them: its listeners, its inbound

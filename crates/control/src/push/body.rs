@@ -13,12 +13,12 @@
 //! gzip decoder reads the concatenation as the one JSON document [`Body::render`] gives.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use strait_mesh::{Cluster, ProxyConfig, RouteTable};
 
-use crate::compile::SharedSidecarJson;
+use crate::compile::{JsonItems, SharedSidecarJson};
 
 /// Placeholder version, serialized where the real version goes.
 const VERSION_MARK: &str = "\u{0}strait:version\u{0}";
@@ -28,28 +28,62 @@ const OUTBOUND_MARK: &str = "\u{0}strait:shared-outbound\u{0}";
 const CLUSTERS_MARK: &str = "\u{0}strait:shared-clusters\u{0}";
 
 /// The serialized shared part of sidecar configurations (one per share key and snapshot).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct SharedJson {
     /// The outbound route table, one JSON object.
     outbound: Piece,
     /// The clusters, comma-separated JSON objects without the brackets (never empty: the
     /// PassthroughCluster is always there).
     clusters: Piece,
+    /// The outbound table's virtual hosts and the clusters per service, for deltas.
+    pub groups: Groups,
+    /// Deltas from older shared parts of the same key to this one, computed once for every
+    /// proxy that needs them (see [`super::delta`]).
+    pub deltas: super::delta::DeltaCache,
 }
 
-/// A shared piece of JSON and its gzip member, compressed once for every proxy that takes gzip.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The shared lists in per-service groups of items.
+#[derive(Debug)]
+pub(crate) struct Groups {
+    pub vhosts: Vec<JsonItems>,
+    pub clusters: Vec<JsonItems>,
+}
+
+impl PartialEq for SharedJson {
+    fn eq(&self, other: &SharedJson) -> bool {
+        self.outbound == other.outbound && self.clusters == other.clusters
+    }
+}
+
+impl Eq for SharedJson {}
+
+/// A shared piece of JSON and its gzip member, compressed once (on first use) for every proxy
+/// that takes gzip. Only whole pushes use it: with change-sized pushes a snapshot's pieces are
+/// mostly never sent whole, so compressing them up front would be wasted work on every change.
+#[derive(Debug, Clone)]
 struct Piece {
     plain: Arc<[u8]>,
-    gzip: Arc<[u8]>,
+    gzip: Arc<OnceLock<Arc<[u8]>>>,
 }
+
+impl PartialEq for Piece {
+    fn eq(&self, other: &Piece) -> bool {
+        Arc::ptr_eq(&self.plain, &other.plain) || self.plain == other.plain
+    }
+}
+
+impl Eq for Piece {}
 
 impl Piece {
     fn new(plain: Vec<u8>) -> Piece {
         Piece {
-            gzip: gzip_member(&plain).into(),
             plain: plain.into(),
+            gzip: Arc::new(OnceLock::new()),
         }
+    }
+
+    fn gzip(&self) -> Arc<[u8]> {
+        self.gzip.get_or_init(|| gzip_member(&self.plain).into()).clone()
     }
 }
 
@@ -65,7 +99,17 @@ impl SharedJson {
         SharedJson {
             outbound: reuse(json.outbound, previous.map(|p| &p.outbound)),
             clusters: reuse(json.clusters, previous.map(|p| &p.clusters)),
+            groups: Groups {
+                vhosts: json.vhost_groups,
+                clusters: json.cluster_groups,
+            },
+            deltas: Default::default(),
         }
+    }
+
+    /// Items in the shared clusters list.
+    pub fn cluster_count(&self) -> u32 {
+        self.groups.clusters.iter().map(|g| g.count).sum()
     }
 
     /// Bytes held.
@@ -73,9 +117,13 @@ impl SharedJson {
         self.outbound.plain.len() + self.clusters.plain.len()
     }
 
-    /// Bytes of the cached gzip members.
+    /// Bytes of the gzip members made so far.
     pub fn gzip_len(&self) -> usize {
-        self.outbound.gzip.len() + self.clusters.gzip.len()
+        [&self.outbound, &self.clusters]
+            .iter()
+            .filter_map(|p| p.gzip.get())
+            .map(|g| g.len())
+            .sum()
     }
 }
 
@@ -169,6 +217,18 @@ fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// `items` as a [`JsonItems`] (comma-separated, no brackets).
+fn json_items<T: serde::Serialize>(items: &[T]) -> JsonItems {
+    let json = to_json(&items);
+    JsonItems {
+        json: json
+            .get(1..json.len().saturating_sub(1))
+            .unwrap_or_default()
+            .into(),
+        count: u32::try_from(items.len()).unwrap_or(u32::MAX),
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Segment {
     Bytes(Arc<[u8]>),
@@ -183,6 +243,21 @@ enum Segment {
 pub(crate) struct Body {
     segments: Vec<Segment>,
     len: usize,
+    /// A sidecar's body in its parts, for deltas; `None` for whole bodies (gateways, custom
+    /// compilers), which are always pushed whole.
+    pub parts: Option<Parts>,
+}
+
+/// A sidecar body's lists: the shared part, and its own items around it.
+#[derive(Debug, Clone)]
+pub(crate) struct Parts {
+    pub shared: Arc<SharedJson>,
+    /// Own listeners (all of the config's).
+    pub listeners: JsonItems,
+    /// Own route tables (after the shared outbound table).
+    pub route_tables: JsonItems,
+    /// Own clusters (after the shared ones).
+    pub clusters: JsonItems,
 }
 
 impl Body {
@@ -197,6 +272,12 @@ impl Body {
     /// A sidecar's configuration: its own parts (`own`: listeners, inbound route tables and
     /// clusters) around the shared JSON.
     pub fn sidecar(shared: &Arc<SharedJson>, own: ProxyConfig) -> Option<Body> {
+        let parts = Parts {
+            shared: shared.clone(),
+            listeners: json_items(&own.listeners),
+            route_tables: json_items(&own.route_tables),
+            clusters: json_items(&own.clusters),
+        };
         let skeleton = ProxyConfig {
             version: VERSION_MARK.into(),
             listeners: own.listeners,
@@ -221,13 +302,15 @@ impl Body {
             name: CLUSTERS_MARK.into(),
             ..Cluster::default()
         });
-        Self::split(
+        let mut body = Self::split(
             &to_json(&skeleton),
             &[
                 (outbound_mark, shared.outbound.clone()),
                 (clusters_mark, shared.clusters.clone()),
             ],
-        )
+        )?;
+        body.parts = Some(parts);
+        Some(body)
     }
 
     /// Cuts `json` at the version mark and at each `(mark, replacement)`, in that order of
@@ -262,7 +345,16 @@ impl Body {
                 Segment::Version => 2,
             })
             .sum();
-        Body { segments, len }
+        Body {
+            segments,
+            len,
+            parts: None,
+        }
+    }
+
+    /// Bytes of the whole plain JSON (without the version).
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// The bytes `ProxyConfig::to_json` gives for this configuration with `version`.
@@ -295,7 +387,7 @@ impl Body {
                         chunks.push(bytes::Bytes::from(own_member(&own)));
                         own.clear();
                     }
-                    chunks.push(bytes::Bytes::from_owner(p.gzip.clone()));
+                    chunks.push(bytes::Bytes::from_owner(p.gzip()));
                 }
             }
         }

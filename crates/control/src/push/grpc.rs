@@ -104,7 +104,7 @@ impl http_body::Body for PushBody {
         let end = match self.pushes.as_mut().poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Some(Ok(push))) => {
-                let trailer = frame_trailer(push.encoding);
+                let trailer = frame_trailer(push.encoding, &push.delta_base);
                 let header = frame_header(&push.version, push.len, trailer.len());
                 self.json = push.chunks.into();
                 if !trailer.is_empty() {
@@ -152,16 +152,17 @@ pub(crate) fn frame_header(version: &str, json_len: usize, trailer_len: usize) -
     header.freeze()
 }
 
-/// The fields after the JSON's bytes: `encoding` (field 3), omitted when empty. Field order
-/// as prost writes it, so the message is byte for byte prost's.
-pub(crate) fn frame_trailer(encoding: &str) -> Bytes {
-    if encoding.is_empty() {
-        return Bytes::new();
+/// The fields after the JSON's bytes: `encoding` (field 3) and `delta_base` (field 4), each
+/// omitted when empty. Field order as prost writes it, so the message is byte for byte prost's.
+pub(crate) fn frame_trailer(encoding: &str, delta_base: &str) -> Bytes {
+    let mut fields = BytesMut::with_capacity(4 + encoding.len() + delta_base.len());
+    for (tag, value) in [(0x1a, encoding), (0x22, delta_base)] {
+        if !value.is_empty() {
+            fields.put_u8(tag); // field 3 or 4, length-delimited
+            put_varint(&mut fields, value.len() as u64);
+            fields.put_slice(value.as_bytes());
+        }
     }
-    let mut fields = BytesMut::with_capacity(2 + encoding.len());
-    fields.put_u8(0x1a); // field 3, length-delimited
-    put_varint(&mut fields, encoding.len() as u64);
-    fields.put_slice(encoding.as_bytes());
     fields.freeze()
 }
 
@@ -188,8 +189,11 @@ mod tests {
             ("", vec![0x8b; 2], "gzip"),
             ("12", Vec::new(), "gzip"),
         ];
-        for (version, json, encoding) in cases {
-            let trailer = frame_trailer(encoding);
+        let cases = cases
+            .into_iter()
+            .flat_map(|(v, json, enc)| [(v, json.clone(), enc, ""), (v, json, enc, "11")]);
+        for (version, json, encoding, delta_base) in cases {
+            let trailer = frame_trailer(encoding, delta_base);
             let mut wire = frame_header(version, json.len(), trailer.len()).to_vec();
             wire.extend_from_slice(&json);
             wire.extend_from_slice(&trailer);
@@ -200,6 +204,7 @@ mod tests {
                 version: version.into(),
                 config_json: json,
                 encoding: encoding.into(),
+                delta_base: delta_base.into(),
             };
             assert_eq!(&wire[5..], expected.encode_to_vec().as_slice());
         }

@@ -29,12 +29,18 @@ struct Sim {
     node: ProxyNode,
     /// Announced gzip in its Hello.
     gzip: bool,
+    /// Announced deltas in its Hello.
+    delta: bool,
+    /// What it runs: the last push, whole or applied as a delta.
+    running: Option<strait_mesh::ProxyConfig>,
+    /// Deltas received.
+    deltas: usize,
     tx: mpsc::Sender<ProxyMessage>,
     pushes: Streaming<ConfigPush>,
 }
 
 impl Sim {
-    async fn connect(addr: SocketAddr, node: ProxyNode, gzip: bool) -> Sim {
+    async fn connect(addr: SocketAddr, node: ProxyNode, gzip: bool, delta: bool) -> Sim {
         let mut client = ConfigDiscoveryClient::connect(format!("http://{addr}"))
             .await
             .expect("connect");
@@ -54,6 +60,7 @@ impl Sim {
             address: node.address.clone(),
             running_version: String::new(),
             accept_encodings: if gzip { vec!["gzip".into()] } else { Vec::new() },
+            accept_delta: delta,
         };
         tx.send(ProxyMessage {
             kind: Some(proxy_message::Kind::Hello(hello)),
@@ -68,6 +75,9 @@ impl Sim {
         Sim {
             node,
             gzip,
+            delta,
+            running: None,
+            deltas: 0,
             tx,
             pushes,
         }
@@ -83,7 +93,25 @@ impl Sim {
             .expect("stream open");
         let mut expected = compile(&store.snapshot(), &self.node);
         expected.version = push.version.clone();
-        let json = if self.gzip {
+        let json = if !push.delta_base.is_empty() {
+            assert!(
+                self.delta,
+                "{}: a delta to a proxy that did not ask for them",
+                self.node.id
+            );
+            assert_eq!(push.encoding, "", "{}", self.node.id);
+            let base = self.running.as_ref().expect("a delta comes after a whole push");
+            assert_eq!(
+                base.version, push.delta_base,
+                "{}: the delta's base",
+                self.node.id
+            );
+            let delta = strait_mesh::ConfigDelta::from_json(&push.config_json).expect("delta decodes");
+            let mut config = delta.apply(base).expect("delta applies");
+            config.version = push.version.clone();
+            self.deltas += 1;
+            config.to_json()
+        } else if self.gzip {
             assert_eq!(push.encoding, "gzip", "{}", self.node.id);
             let mut json = Vec::new();
             std::io::Read::read_to_end(
@@ -101,6 +129,7 @@ impl Sim {
             "{}: the pushed body differs from compile()",
             self.node.id
         );
+        self.running = Some(expected);
         push.version
     }
 
@@ -131,7 +160,7 @@ async fn every_proxy_gets_exactly_what_compile_makes_before_and_after_a_change()
     let mut sims = Vec::new();
     // Every other proxy announces gzip: both encodings of the same configurations are checked.
     for (i, node) in nodes().into_iter().enumerate() {
-        let mut sim = Sim::connect(addr, node, i % 2 == 0).await;
+        let mut sim = Sim::connect(addr, node, i % 2 == 0, false).await;
         let version = sim.expect_compiled_push(&store).await;
         sim.ack(&version).await;
         sims.push(sim);
@@ -170,4 +199,134 @@ async fn every_proxy_gets_exactly_what_compile_makes_before_and_after_a_change()
         expected.version = acked.version.clone();
         assert_eq!(acked, expected, "{id}");
     }
+}
+
+/// Waits (with a deadline) until the server has recorded proxy `id`'s ACK of `version`: a
+/// change applied before that is pushed whole (the proxy might be running something else).
+async fn acked(server: &PushServer, id: &str, version: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !server
+        .status()
+        .iter()
+        .any(|s| s.id == id && s.acked_version.as_deref() == Some(version))
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never acked {version}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Changes that touch one service, add one, remove one, and change a DestinationRule.
+fn changes() -> Vec<String> {
+    let vs = |name: &str, host: &str, subset: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {{name: {name}, namespace: default}}\n\
+             spec: {{hosts: [{host}], http: [{{route: [{{destination: {{host: {host}, subset: {subset}}}}}]}}]}}\n"
+        )
+    };
+    vec![
+        SVC0_CHANGED.to_string(),
+        vs("svc0", "svc0", "v2"),
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n\
+         metadata: {name: added, namespace: default}\n\
+         spec: {hosts: [added.example.com], ports: [{number: 80, name: http, protocol: HTTP}], \
+         resolution: STATIC, endpoints: [{address: 10.9.9.9}]}\n"
+            .to_string(),
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {name: added, namespace: default}\n\
+         spec: {host: added.example.com, subsets: [{name: a, labels: {tier: gold}}]}\n"
+            .to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn deltas_rebuild_exactly_what_compile_makes_change_after_change() {
+    let store = Arc::new(Store::in_memory());
+    store
+        .apply_text(&mesh_yaml(), "mesh.yaml", false)
+        .expect("apply mesh");
+    let (server, addr) = serve(store.clone()).await;
+    let mut sims = Vec::new();
+    for (i, node) in nodes().into_iter().enumerate() {
+        let mut sim = Sim::connect(addr, node, i % 2 == 0, true).await;
+        let version = sim.expect_compiled_push(&store).await;
+        sim.ack(&version).await;
+        acked(&server, &sim.node.id, &version).await;
+        sims.push(sim);
+    }
+    let steps = changes().len() + 1;
+    for k in 0..steps {
+        match changes().get(k) {
+            Some(change) => {
+                store
+                    .apply_text(change, "change.yaml", false)
+                    .unwrap_or_else(|e| panic!("change {k}: {e}"));
+            }
+            // Last, a service goes away: the ServiceEntry added above.
+            None => {
+                store
+                    .delete(strait_api::Kind::ServiceEntry, "default", "added")
+                    .expect("delete");
+            }
+        }
+        let revision = store.revision().to_string();
+        for sim in sims.iter_mut().filter(|s| s.node.role == ProxyRole::Sidecar) {
+            // Every sidecar routes every service: each gets this change's version.
+            loop {
+                let version = sim.expect_compiled_push(&store).await;
+                sim.ack(&version).await;
+                if version == revision {
+                    acked(&server, &sim.node.id, &version).await;
+                    break;
+                }
+            }
+        }
+    }
+    for sim in sims.iter().filter(|s| s.node.role == ProxyRole::Sidecar) {
+        assert_eq!(sim.deltas, steps, "{}: every change came as a delta", sim.node.id);
+    }
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_refused_delta_is_followed_by_the_whole_configuration_of_that_version() {
+    let store = Arc::new(Store::in_memory());
+    store
+        .apply_text(&mesh_yaml(), "mesh.yaml", false)
+        .expect("apply mesh");
+    let (server, addr) = serve(store.clone()).await;
+    let node = nodes()
+        .into_iter()
+        .find(|n| n.role == ProxyRole::Sidecar)
+        .expect("a sidecar");
+    let mut sim = Sim::connect(addr, node, false, true).await;
+    let first = sim.expect_compiled_push(&store).await;
+    sim.ack(&first).await;
+    acked(&server, &sim.node.id, &first).await;
+    store
+        .apply_text(SVC0_CHANGED, "change.yaml", false)
+        .expect("apply change");
+    let delta = tokio::time::timeout(Duration::from_secs(10), sim.pushes.message())
+        .await
+        .expect("a push within 10 s")
+        .expect("stream ok")
+        .expect("stream open");
+    assert_eq!(delta.delta_base, first, "a delta over the acknowledged version");
+    sim.tx
+        .send(ProxyMessage {
+            kind: Some(proxy_message::Kind::Nack(Nack {
+                version: delta.version.clone(),
+                reason: "config delta over version 1 but this proxy runs nothing".into(),
+            })),
+        })
+        .await
+        .expect("nack");
+    // What a proxy that lost its state would do: take the whole configuration.
+    sim.running = None;
+    let again = sim.expect_compiled_push(&store).await;
+    assert_eq!(again, delta.version, "the same version, whole");
+    assert_eq!(sim.deltas, 0);
 }

@@ -329,6 +329,7 @@ fn offer_skips_identical_and_older_configs() {
         node: ProxyNode::default(),
         connected_since: SystemTime::now(),
         tx,
+        accepts_delta: true,
         compiled_revision: 0,
         last: None,
         sent_version: None,
@@ -347,7 +348,10 @@ fn offer_skips_identical_and_older_configs() {
     conn.offer(5, b.clone());
     let versions: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
         .map(|p| match p {
-            Outgoing::Push(v, _) => v.to_string(),
+            Outgoing::Push(v, _, base) => {
+                assert!(base.is_none(), "nothing was acknowledged: no delta");
+                v.to_string()
+            }
             Outgoing::Fail(_) => String::new(),
         })
         .collect();

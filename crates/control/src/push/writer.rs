@@ -23,6 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::Status;
 
 use super::body::Body;
+use super::delta::delta_json;
 use super::{GZIP, GZIP_PUSH_SHARE, Outgoing};
 
 /// One push: the version and the configuration's JSON as chunks (`len` bytes in all),
@@ -33,6 +34,8 @@ pub(crate) struct Rendered {
     pub chunks: Vec<bytes::Bytes>,
     pub len: usize,
     pub encoding: &'static str,
+    /// For a delta, the version it applies over; else empty.
+    pub delta_base: String,
 }
 
 /// The pushes of one stream.
@@ -133,16 +136,20 @@ pub(crate) fn push_stream(
             }
             match next {
                 Outgoing::Fail(status) => Some((Err(status), (rx, writes, flight))),
-                Outgoing::Push(version, body) => {
-                    // A plain push takes a whole share of the permits, a gzip one (~30× smaller)
-                    // one permit. A closed semaphore never happens (it lives as long as the
-                    // server); then the push just goes without a permit.
+                Outgoing::Push(version, body, base) => {
                     let gzip = flight.gzip();
-                    let cost = if gzip { 1 } else { GZIP_PUSH_SHARE };
+                    let push = render(&body, version, gzip, base.as_ref());
+                    // A plain push takes a whole share of the permits, a gzip one (~30× smaller)
+                    // or a delta one permit. A closed semaphore never happens (it lives as long
+                    // as the server); then the push just goes without a permit.
+                    let cost = if gzip || !push.delta_base.is_empty() {
+                        1
+                    } else {
+                        GZIP_PUSH_SHARE
+                    };
                     if let Ok(permit) = writes.clone().acquire_many_owned(cost).await {
                         flight.hold(version, permit);
                     }
-                    let push = render(&body, version, gzip);
                     Some((Ok(push), (rx, writes, flight)))
                 }
             }
@@ -150,8 +157,20 @@ pub(crate) fn push_stream(
     ))
 }
 
-/// `body` as `version`'s push, gzip or plain.
-fn render(body: &Body, version: u64, gzip: bool) -> Rendered {
+/// `body` as `version`'s push: a delta over `base` (the version the proxy runs) when one was
+/// asked for and is worth it, else the whole body, gzip or plain.
+fn render(body: &Body, version: u64, gzip: bool, base: Option<&(u64, Arc<Body>)>) -> Rendered {
+    if let Some((base_version, base)) = base
+        && let Some(json) = delta_json(body, base)
+    {
+        return Rendered {
+            version: version.to_string(),
+            len: json.len(),
+            chunks: vec![bytes::Bytes::from(json)],
+            encoding: "",
+            delta_base: base_version.to_string(),
+        };
+    }
     let ((chunks, len), encoding) = if gzip {
         (body.gzip_chunks(version), GZIP)
     } else {
@@ -162,6 +181,7 @@ fn render(body: &Body, version: u64, gzip: bool) -> Rendered {
         chunks,
         len,
         encoding,
+        delta_base: String::new(),
     }
 }
 

@@ -215,15 +215,33 @@ fn shared_json_from_cached_pieces_equals_serializing_the_shared_part() {
         let key = compiler.share_key(&node).expect("sidecar");
         let shared = compiler.shared_sidecar(&key);
         let clusters = serde_json::to_vec(&shared.clusters).expect("json");
-        let expected = SharedSidecarJson {
-            outbound: serde_json::to_vec(&shared.outbound).expect("json"),
-            clusters: clusters[1..clusters.len() - 1].to_vec(),
-        };
+        let json = compiler.shared_sidecar_json(&key, &mut cache);
         assert_eq!(
-            compiler.shared_sidecar_json(&key, &mut cache),
-            expected,
+            json.outbound,
+            serde_json::to_vec(&shared.outbound).expect("json"),
             "{}",
             node.id
         );
+        assert_eq!(
+            json.clusters,
+            clusters[1..clusters.len() - 1].to_vec(),
+            "{}",
+            node.id
+        );
+        // The groups are the same items, in order, counted right.
+        let joined = |groups: &[JsonItems]| {
+            let parts: Vec<&[u8]> = groups
+                .iter()
+                .map(|g| &*g.json)
+                .filter(|j| !j.is_empty())
+                .collect();
+            parts.join(&b',')
+        };
+        let count = |groups: &[JsonItems]| groups.iter().map(|g| g.count as usize).sum::<usize>();
+        assert_eq!(joined(&json.cluster_groups), json.clusters);
+        assert_eq!(count(&json.cluster_groups), shared.clusters.len());
+        let vhosts = serde_json::to_vec(&shared.outbound.virtual_hosts).expect("json");
+        assert_eq!(joined(&json.vhost_groups), vhosts[1..vhosts.len() - 1].to_vec());
+        assert_eq!(count(&json.vhost_groups), shared.outbound.virtual_hosts.len());
     }
 }
