@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use strait_control::server::{self, ControlPlaneOptions};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use super::workload::{App, Workload};
 
@@ -141,9 +141,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         children.extend(w.spawn(&exe, &control_plane, Some(&logs))?);
     }
     children.push(
-        Command::new(&exe)
+        super::workload::proxy_command(&exe)
             .args([
-                "proxy",
                 "--role",
                 "gateway",
                 "--workload",

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::Context;
@@ -106,9 +106,8 @@ impl Workload {
         let (sidecar_out, sidecar_err) = output("proxy")?;
         let (app_out, app_err) = output("app")?;
         let labels: Vec<String> = self.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let sidecar = Command::new(exe)
+        let sidecar = proxy_command(exe)
             .args([
-                "proxy",
                 "--role",
                 "sidecar",
                 "--workload",
@@ -160,6 +159,39 @@ impl Workload {
             .with_context(|| format!("cannot start the application of {}", self.name))?;
         Ok(vec![sidecar, app])
     }
+}
+
+/// The file name of the proxy-only binary (crate `crates/proxy-bin`).
+pub const LEAN_PROXY: &str = "strait-proxy";
+
+/// How to start a proxy: `strait-proxy` when it sits next to `exe` and is not older than it,
+/// else `exe proxy`. Returns the program and the arguments that precede the proxy's flags.
+///
+/// Why: the proxy-only binary keeps ~4 MB fewer pages resident per proxy (an idle proxy
+/// 13.5 → 8.7 MB, crates/proxy/benches/NOTES.md), and a demo runs seven proxies. Why the age
+/// check: `cargo build -p strait` (and `cargo run -- demo`, and the e2e tests) rebuild `strait`
+/// only, so a `strait-proxy` left by an earlier build may run older proxy code; then the proxy
+/// inside `strait` is the one that matches.
+pub fn proxy_program(exe: &Path) -> (PathBuf, &'static [&'static str]) {
+    let lean = exe.with_file_name(LEAN_PROXY);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (std::fs::metadata(&lean), modified(exe)) {
+        (Ok(meta), Some(exe_time)) if meta.is_file() => meta.modified().is_ok_and(|t| t >= exe_time),
+        _ => false,
+    };
+    if fresh && lean != exe {
+        (lean, &[])
+    } else {
+        (exe.to_path_buf(), &["proxy"])
+    }
+}
+
+/// A command that starts a proxy (see [`proxy_program`]); the caller adds the proxy's flags.
+pub fn proxy_command(exe: &Path) -> Command {
+    let (program, prefix) = proxy_program(exe);
+    let mut command = Command::new(program);
+    command.args(prefix);
+    command
 }
 
 /// Waits for Ctrl-C or SIGTERM, so a supervisor can stop us and we can stop our children.
@@ -220,5 +252,36 @@ mod tests {
         let docs = strait_api::parse_documents(&w.registration_yaml(), "test").expect("valid registration");
         assert_eq!(docs.len(), 2);
         assert_eq!(w.app_ip(), Ipv4Addr::new(127, 10, 1, 6));
+    }
+
+    #[test]
+    fn proxies_prefer_a_fresh_lean_binary_next_to_strait() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("strait");
+        let lean = dir.path().join(LEAN_PROXY);
+        let set_age = |path: &Path, secs: u64| {
+            let file = std::fs::File::options()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path);
+            let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            file.and_then(|f| f.set_modified(time)).unwrap();
+        };
+        set_age(&exe, 2_000_000_000);
+        // No strait-proxy: `strait proxy`.
+        assert_eq!(proxy_program(&exe), (exe.clone(), &["proxy"][..]));
+        // Built with (or after) strait: the lean binary, with no subcommand.
+        set_age(&lean, 2_000_000_000);
+        assert_eq!(proxy_program(&exe), (lean.clone(), &[][..]));
+        set_age(&lean, 2_000_000_060);
+        assert_eq!(proxy_program(&exe), (lean.clone(), &[][..]));
+        // Left over from an older build: it may run older proxy code, so `strait proxy`.
+        set_age(&lean, 1_999_999_000);
+        assert_eq!(proxy_program(&exe), (exe.clone(), &["proxy"][..]));
+        // A directory of that name is not a binary.
+        std::fs::remove_file(&lean).unwrap();
+        std::fs::create_dir(&lean).unwrap();
+        assert_eq!(proxy_program(&exe), (exe.clone(), &["proxy"][..]));
     }
 }

@@ -1,0 +1,143 @@
+//! The `strait-proxy` binary as a user runs it: flags, exit codes, and a static config served
+//! until the process is killed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn strait_proxy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strait-proxy"))
+        .args(args)
+        .output()
+        .expect("strait-proxy runs")
+}
+
+/// Kills the proxy even when an assertion fails.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` over HTTP/1.1; `None` until something answers.
+fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text))
+}
+
+#[test]
+fn help_lists_the_flags_of_strait_proxy() {
+    let out = strait_proxy(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--control-plane",
+        "--role",
+        "--workload",
+        "--namespace",
+        "--labels",
+        "--service-account",
+        "--address",
+        "--admin",
+        "--no-access-log",
+        "--concurrency",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    let out = strait_proxy(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("strait-proxy "));
+}
+
+#[test]
+fn a_bad_command_line_exits_2_and_names_the_argument() {
+    let out = strait_proxy(&["--concurrency", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--concurrency") && err.contains("--help"), "{err}");
+    let out = strait_proxy(&["proxy"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the subcommand of `strait proxy` is not an argument here"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_an_error_message() {
+    let out = strait_proxy(&[
+        "--config",
+        "/nonexistent/strait-proxy.json",
+        "--admin",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("/nonexistent/strait-proxy.json"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serves_a_static_config_with_one_worker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("proxy.json");
+    std::fs::write(&config, r#"{"version": "it-1", "listeners": []}"#).expect("write config");
+    // A free port for the admin server (the proxy binds it itself).
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_strait-proxy"))
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "--admin",
+            &admin.to_string(),
+        ])
+        .args(["--concurrency", "1", "--no-access-log"])
+        .env("STRAIT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strait-proxy starts");
+    let mut proxy = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = get(admin, "/ready");
+        if last.as_ref().is_some_and(|(status, _)| *status == 200) {
+            break;
+        }
+        if let Ok(Some(status)) = proxy.0.try_wait() {
+            panic!("strait-proxy exited early: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(last.map(|(s, _)| s), Some(200), "the proxy never became ready");
+    let (status, dump) = get(admin, "/config_dump").expect("config dump answers");
+    assert_eq!(status, 200);
+    assert!(dump.contains("it-1"), "{dump}");
+    // STRAIT_LOG=info prints the proxy's "config applied" event in the lean log format.
+    let _ = proxy.0.kill();
+    let mut err = String::new();
+    if let Some(mut stderr) = proxy.0.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    assert!(err.contains("serving static config"), "{err}");
+    assert!(err.contains(" INFO strait_proxy: config applied"), "{err}");
+}
