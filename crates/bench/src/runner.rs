@@ -26,8 +26,10 @@ pub struct RunnerOptions {
     pub out: PathBuf,
     /// Where `bench-backend`, `bench-load` and `bench-control-plane` are.
     pub bin_dir: PathBuf,
-    /// The `strait` binary.
+    /// The `strait` binary (or `strait-proxy`).
     pub strait: PathBuf,
+    /// Run the Strait cells with the `strait-proxy` beside `strait` when it is there and fresh.
+    pub lean_proxy: bool,
     /// Only these cells (all when empty).
     pub only: Vec<String>,
     /// Run the control-plane benchmark too.
@@ -133,9 +135,11 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
         .into_iter()
         .filter(|d| opts.only.is_empty() || opts.only.contains(&d.name))
         .collect();
+    let (strait, strait_prefix) = cells::proxy_program(&opts.strait, opts.lean_proxy);
     let programs = Programs {
-        strait: opts.strait.clone(),
-        strait_args: docs::strait_access_log_args(&opts.strait),
+        strait_args: docs::strait_access_log_args(&strait, &strait_prefix),
+        strait,
+        strait_prefix,
         logs: logs.clone(),
     };
     let mut cells: Vec<Running> = Vec::new();
@@ -147,6 +151,11 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
                 "Strait's access log is ON (this build has no --no-access-log; lines go to /dev/null)"
             } else {
                 "access log off (--no-access-log), like nginx and HAProxy"
+            });
+            result.add_note(if programs.strait_prefix.is_empty() {
+                "proxy binary: strait-proxy (proxy only)"
+            } else {
+                "proxy binary: strait proxy (the all-in-one CLI)"
             });
         }
         eprintln!("[bench] starting {}", def.name);

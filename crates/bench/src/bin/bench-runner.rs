@@ -19,9 +19,13 @@ struct Args {
     /// Directory with bench-backend, bench-load, bench-control-plane.
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
-    /// The strait binary.
+    /// The strait binary; the `strait-proxy` beside it runs the proxies when it is not older
+    /// (or pass the `strait-proxy` path itself).
     #[arg(long, default_value = "target/release/strait")]
     strait: PathBuf,
+    /// Run `strait proxy` even when `strait-proxy` sits beside `strait` (to compare the two).
+    #[arg(long)]
+    no_lean_proxy: bool,
     /// Only these cells (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -54,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         out: a.out,
         bin_dir: a.bin_dir,
         strait: a.strait,
+        lean_proxy: !a.no_lean_proxy,
         only: a.only,
         control_plane: !a.no_control_plane,
         docs: a.update_docs.then(|| PathBuf::from("docs/benchmarks.md")),

@@ -227,10 +227,37 @@ fn json(cfg: &strait_mesh::ProxyConfig) -> String {
 
 /// How to run the proxies.
 pub(crate) struct Programs {
+    /// The Strait proxy: `strait-proxy`, or `strait` with `proxy` in `strait_prefix`.
     pub strait: PathBuf,
-    /// Extra arguments for `strait proxy` (e.g. turning the access log off).
+    /// Arguments before the proxy's flags: `["proxy"]` for `strait`, none for `strait-proxy`.
+    pub strait_prefix: Vec<String>,
+    /// Extra arguments for the proxy (e.g. turning the access log off).
     pub strait_args: Vec<String>,
     pub logs: PathBuf,
+}
+
+/// The proxy-only binary's file name (crate `crates/proxy-bin`).
+pub(crate) const LEAN_PROXY: &str = "strait-proxy";
+
+/// Which program runs the Strait cells, given `--strait PATH`: a `strait-proxy` path as is; for
+/// `strait`, the `strait-proxy` beside it when `lean` and it is not older than `strait` (what a
+/// deployment runs: ~4 MB less idle RSS, crates/proxy/benches/NOTES.md), else `strait proxy`.
+/// The age check keeps a `strait-proxy` left by an older build from being measured.
+pub(crate) fn proxy_program(strait: &Path, lean: bool) -> (PathBuf, Vec<String>) {
+    if strait.file_name().is_some_and(|n| n == LEAN_PROXY) {
+        return (strait.to_path_buf(), Vec::new());
+    }
+    let beside = strait.with_file_name(LEAN_PROXY);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = match (std::fs::metadata(&beside), modified(strait)) {
+        (Ok(meta), Some(strait_time)) if meta.is_file() => meta.modified().is_ok_and(|t| t >= strait_time),
+        _ => false,
+    };
+    if lean && fresh {
+        (beside, Vec::new())
+    } else {
+        (strait.to_path_buf(), vec!["proxy".into()])
+    }
 }
 
 /// Starts the processes of `cell` on CPU 1 and waits until they serve.
@@ -265,19 +292,19 @@ pub(crate) fn start(cell: &CellDef, p: &Programs) -> Result<Vec<Managed>, String
                 let not_ready = |e: String| format!("strait proxy not ready: {e}");
                 if !p.strait.exists() {
                     return Err(not_ready(format!(
-                        "{} does not exist (build it with `cargo build --release -p strait`)",
+                        "{} does not exist (build it with `cargo build --release -p strait -p strait-proxy-bin`)",
                         p.strait.display()
                     )));
                 }
-                let mut args = vec![
-                    "proxy".into(),
+                let mut args = p.strait_prefix.clone();
+                args.extend([
                     "--config".into(),
                     arg(config),
                     "--address".into(),
                     "127.0.0.1".into(),
                     "--admin".into(),
                     admin.to_string(),
-                ];
+                ]);
                 args.extend(p.strait_args.iter().cloned());
                 // One worker thread (taskset already limits tokio to one core; say it anyway).
                 let env = [("TOKIO_WORKER_THREADS", "1"), ("RUST_LOG", "warn")];
@@ -294,4 +321,45 @@ pub(crate) fn start(cell: &CellDef, p: &Programs) -> Result<Vec<Managed>, String
         }
     }
     Ok(procs)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn touch(path: &Path, secs: u64) {
+        let file = std::fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path);
+        file.and_then(|f| f.set_modified(UNIX_EPOCH + Duration::from_secs(secs)))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_lean_proxy_is_measured_when_it_is_fresh() {
+        let dir = std::env::temp_dir().join(format!("strait-bench-proxy-program-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let strait = dir.join("strait");
+        let lean = dir.join(LEAN_PROXY);
+        let subcommand = vec!["proxy".to_string()];
+        touch(&strait, 2_000_000_000);
+        assert_eq!(proxy_program(&strait, true), (strait.clone(), subcommand.clone()));
+        touch(&lean, 2_000_000_010);
+        assert_eq!(proxy_program(&strait, true), (lean.clone(), vec![]));
+        // --no-lean-proxy measures `strait proxy` even so.
+        assert_eq!(
+            proxy_program(&strait, false),
+            (strait.clone(), subcommand.clone())
+        );
+        // A strait-proxy older than strait is from an earlier build: not measured.
+        touch(&lean, 1_999_999_990);
+        assert_eq!(proxy_program(&strait, true), (strait.clone(), subcommand));
+        // --strait pointing at strait-proxy runs it as given.
+        assert_eq!(proxy_program(&lean, false), (lean.clone(), vec![]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -59,11 +59,13 @@ pub fn machine_description() -> Vec<String> {
     .collect()
 }
 
-/// Arguments that turn Strait's access log off, if this build of `strait proxy` has such an
-/// option (a per-request log line is work nginx and HAProxy are not doing in this benchmark).
-pub fn strait_access_log_args(strait: &Path) -> Vec<String> {
-    let help = Command::new(strait)
-        .args(["proxy", "--help"])
+/// Arguments that turn Strait's access log off, if this build of the proxy (`program`, run with
+/// `prefix`, e.g. `strait proxy`) has such an option (a per-request log line is work nginx and
+/// HAProxy are not doing in this benchmark).
+pub fn strait_access_log_args(program: &Path, prefix: &[String]) -> Vec<String> {
+    let help = Command::new(program)
+        .args(prefix)
+        .arg("--help")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
