@@ -4,14 +4,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Request, Response, Uri, Version, header};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -21,11 +23,77 @@ use tokio::net::TcpStream;
 
 mod h1;
 
-pub(crate) use h1::Checkin;
-use h1::H1Pool;
+use h1::{Checkin, H1Pool};
 
 /// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
 pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
+
+/// A response body from upstream, with the pooled HTTP/1.1 connection that feeds it (none for
+/// h2c and passthrough, whose connections run in tasks of their own).
+#[derive(Debug)]
+pub(crate) struct UpstreamBody {
+    body: Incoming,
+    conn: Option<Checkin>,
+}
+
+impl UpstreamBody {
+    fn new(body: Incoming, conn: Option<Checkin>) -> Self {
+        UpstreamBody { body, conn }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let Some(conn) = &mut this.conn else {
+            return Pin::new(&mut this.body).poll_frame(cx);
+        };
+        // Only the connection, which runs when polled here, feeds the body, so the body needs
+        // no waker. The connection gets the real one only when it has to wait for the socket:
+        // hyper wakes whichever waker the connection last gave it each time the body takes a
+        // chunk, and that wake-up would poll this task once more for nothing.
+        let noop = &mut Context::from_waker(Waker::noop());
+        let mut frame = Pin::new(&mut this.body).poll_frame(noop);
+        if frame.is_pending() {
+            conn.drive(noop);
+            frame = Pin::new(&mut this.body).poll_frame(noop);
+        }
+        if frame.is_pending() {
+            conn.drive(cx);
+            frame = Pin::new(&mut this.body).poll_frame(noop);
+        }
+        if let Poll::Ready(None) = frame {
+            conn.finish();
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // A body with a known length is done when its last byte arrived, and a server may drop
+        // it then without asking for the end: that counts as read to the end too.
+        if let Some(conn) = &mut self.conn
+            && self.body.is_end_stream()
+        {
+            conn.finish();
+        }
+    }
+}
 
 /// Istio's default connect timeout (meshConfig.connectTimeout).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -125,14 +193,14 @@ pub(crate) struct H2Pool {
 
 impl Upstream {
     /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`. An
-    /// HTTP/1.1 connection comes back as a [`Checkin`] to keep with the response body.
+    /// HTTP/1.1 connection travels with the response body and returns to the pool after it.
     pub(crate) async fn send(
         &self,
         addr: SocketAddr,
         endpoint: &Authority,
         path: PathAndQuery,
         mut req: Request<UpBody>,
-    ) -> Result<(Response<Incoming>, Option<Checkin>), SendError> {
+    ) -> Result<Response<UpstreamBody>, SendError> {
         match self {
             Upstream::H1 { pool, .. } => {
                 if !req.headers().contains_key(header::HOST) {
@@ -142,7 +210,7 @@ impl Upstream {
                 *req.uri_mut() = Uri::from(path);
                 *req.version_mut() = Version::HTTP_11;
                 let (resp, checkin) = pool.send(addr, req).await?;
-                Ok((resp, Some(checkin)))
+                Ok(resp.map(|body| UpstreamBody::new(body, Some(checkin))))
             }
             Upstream::H2(pool) => {
                 // Envoy turns Host into :authority toward HTTP/2 upstreams.
@@ -153,7 +221,8 @@ impl Upstream {
                     .unwrap_or_else(|| endpoint.clone());
                 *req.uri_mut() = absolute(authority, path).ok_or(SendError::Reset)?;
                 *req.version_mut() = Version::HTTP_2;
-                Ok((pool.send(addr, req).await?, None))
+                let resp = pool.send(addr, req).await?;
+                Ok(resp.map(|body| UpstreamBody::new(body, None)))
             }
         }
     }
@@ -167,19 +236,17 @@ impl Upstream {
         authority: &Authority,
         path: PathAndQuery,
         mut req: Request<UpBody>,
-    ) -> Result<Response<Incoming>, SendError> {
+    ) -> Result<Response<UpstreamBody>, SendError> {
         let Upstream::H1 { by_name: client, .. } = self else {
             return Err(SendError::Connect);
         };
         *req.uri_mut() = absolute(authority.clone(), path).ok_or(SendError::Reset)?;
         *req.version_mut() = Version::HTTP_11;
-        client.request(req).await.map_err(|e| {
-            if e.is_connect() {
-                SendError::Connect
-            } else {
-                classify(&e)
-            }
-        })
+        match client.request(req).await {
+            Ok(resp) => Ok(resp.map(|body| UpstreamBody::new(body, None))),
+            Err(e) if e.is_connect() => Err(SendError::Connect),
+            Err(e) => Err(classify(&e)),
+        }
     }
 }
 

@@ -7,10 +7,10 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::{Body, Frame, SizeHint};
 
 use crate::cluster::ActiveGuard;
-use crate::pool::Checkin;
+use crate::pool::UpstreamBody;
 
 /// Envoy response flags, in the order Envoy prints them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -98,10 +98,7 @@ pub(crate) const FAULT_ABORT: &str = "fault filter abort";
 pub(crate) enum RespBody {
     /// Streamed from upstream; the guards keep the endpoint and cluster counted as busy until done.
     Upstream {
-        body: Incoming,
-        /// The pooled HTTP/1.1 connection, returned to its pool after the body (declared after
-        /// it, so dropped after it).
-        _conn: Option<Checkin>,
+        body: UpstreamBody,
         _guards: (Option<ActiveGuard>, ActiveGuard),
     },
     /// Produced by the proxy.

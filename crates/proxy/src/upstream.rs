@@ -14,7 +14,7 @@ use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt};
 use crate::headers::strip_hop_by_hop;
 use crate::pipeline::{Canon, Outcome};
 use crate::policy::{RetryPolicy, chance};
-use crate::pool::{Checkin, SendError, UpBody};
+use crate::pool::{SendError, UpBody, UpstreamBody};
 use crate::reply::{self, Flags, RespBody, local};
 use crate::route::{CRoute, Weighted};
 use crate::snapshot::Snapshot;
@@ -239,7 +239,7 @@ pub(crate) async fn forward(
             reply::TIMEOUT,
         );
     };
-    let (resp, ep_guard, sent_at, conn) = match result {
+    let (resp, ep_guard, sent_at) = match result {
         Ok(ok) => ok,
         Err((e, retried)) => {
             let (flag, details, status, body) = match e {
@@ -292,7 +292,6 @@ pub(crate) async fn forward(
         rparts,
         RespBody::Upstream {
             body: rbody,
-            _conn: conn,
             _guards: (ep_guard, admitted),
         },
     )
@@ -310,7 +309,7 @@ fn fail(
     local(status, body)
 }
 
-type TryOk = (Response<Incoming>, Option<ActiveGuard>, Instant, Option<Checkin>);
+type TryOk = (Response<UpstreamBody>, Option<ActiveGuard>, Instant);
 
 /// Tries the request up to `1 + attempts` times. On failure returns the last error and whether
 /// a retry happened. Sets URX when the retry budget ran out on a retriable result.
@@ -358,21 +357,20 @@ async fn run_tries(
             None => send(cluster, ep, template, req).await,
         };
         if let Some((ep_idx, _)) = &picked {
-            cluster.report(*ep_idx, res.as_ref().ok().map(|(r, _)| r.status().as_u16()));
+            cluster.report(*ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
         }
         match res {
-            Ok((resp, conn)) => {
+            Ok(resp) => {
                 let retriable = retries.is_some_and(|r| r.retries_status(resp.status().as_u16()));
                 if retriable && !last {
                     drop(resp);
-                    drop(conn);
                     backoff(attempt).await;
                     continue;
                 }
                 if retriable {
                     outcome.flags.insert(Flags::URX);
                 }
-                return Ok((resp, picked.map(|(_, g)| g), sent_at, conn));
+                return Ok((resp, picked.map(|(_, g)| g), sent_at));
             }
             Err(e) => {
                 let retriable = retries.is_some_and(|r| retries_error(r, e));
@@ -439,7 +437,7 @@ async fn send(
     ep: Option<&EndpointRt>,
     template: &Template,
     req: Request<UpBody>,
-) -> Result<(Response<Incoming>, Option<Checkin>), TryError> {
+) -> Result<Response<UpstreamBody>, TryError> {
     let target = match ep {
         Some(ep) => Some((ep.addr, ep.authority.clone())),
         None => template
@@ -461,7 +459,6 @@ async fn send(
             .upstream
             .send_by_name(&authority, template.path.clone(), req)
             .await
-            .map(|r| (r, None))
     };
     sent.map_err(|e| match e {
         SendError::Connect => TryError::ConnectFailure,
@@ -487,10 +484,9 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
     );
     tokio::spawn(async move {
         let _guard = guard;
-        if let Ok((resp, conn)) = upstream.send(addr, &authority, path, req).await {
+        if let Ok(resp) = upstream.send(addr, &authority, path, req).await {
             // Drain so the pooled connection can be reused.
             let _ = resp.into_body().collect().await;
-            drop(conn);
         }
     });
 }

@@ -4,29 +4,140 @@
 //! It replaces hyper-util's legacy client on the endpoint path, which per request hashed its pool
 //! key with SipHash four times, moved large futures around, and spawned a task to wait for the
 //! connection to become idle again (~11,000 of ~53,000 instructions per proxied request under
-//! callgrind). Here a checked-out connection travels with the response body as a [`Checkin`]
-//! and goes back to its list when the body is done, without a task.
+//! callgrind).
+//!
+//! No connection has a task of its own: hyper's connection state machine ([`Connection`]) is kept
+//! beside its [`SendRequest`] and polled by the request that borrows it, first together with the
+//! response future, then by the response body ([`super::UpstreamBody`]) until the body ends. A
+//! spawned connection task cost a second task and its wake-ups per request (round 2 in
+//! `benches/NOTES.md`). A connection goes back to its idle list only when its body was read to the
+//! end and hyper is ready for the next request; one that a request abandons (downstream gone,
+//! timeout, retry) is dropped, which closes it.
 
 use std::collections::HashMap;
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::TrySendError;
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{SendError, UpBody, classify};
 use crate::stats::FxBuildHasher;
 
-type Sender = SendRequest<UpBody>;
+/// One upstream HTTP/1.1 connection: the handle requests go in by and the connection itself,
+/// polled by whoever holds the link. Boxed, so it moves between the pool, the request and the
+/// body as one pointer.
+struct Link {
+    sender: SendRequest<UpBody>,
+    conn: Connection<TokioIo<TcpStream>, UpBody>,
+    /// The connection future returned `Ready` (closed or failed): never polled again.
+    done: bool,
+}
+
 /// Idle connections of one endpoint, each with the time it went idle.
-type IdleList = Vec<(Sender, Instant)>;
+type IdleList = Vec<(Box<Link>, Instant)>;
+
+/// Why an exchange on a link gave no response.
+enum ExchangeError {
+    /// The connection closed before the request was written; it can go on another connection.
+    Unsent(Box<Request<UpBody>>),
+    /// The request was (maybe partly) written.
+    Failed(SendError),
+}
+
+impl From<TrySendError<Request<UpBody>>> for ExchangeError {
+    fn from(mut e: TrySendError<Request<UpBody>>) -> Self {
+        match e.take_message() {
+            Some(req) => ExchangeError::Unsent(Box::new(req)),
+            None => ExchangeError::Failed(classify(e.error())),
+        }
+    }
+}
+
+impl Link {
+    /// Reads and writes whatever the connection can. `Ready` means it is closed.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        let Poll::Ready(res) = self.conn.poll_without_shutdown(cx) else {
+            return Poll::Pending;
+        };
+        if let Err(e) = res {
+            tracing::debug!(error = %e, "upstream connection closed");
+        }
+        self.done = true;
+        Poll::Ready(())
+    }
+
+    /// Polls the connection without a waker, for work that needs no wait: noticing that the peer
+    /// closed an idle connection, or finishing a message whose bytes are already read.
+    fn drive_now(&mut self) {
+        let _ = self.drive(&mut Context::from_waker(Waker::noop()));
+    }
+
+    /// True when the connection can take another request now.
+    fn reusable(&self) -> bool {
+        !self.done && self.sender.is_ready()
+    }
+
+    /// Sends `req` and drives the connection in this task until the response head arrives.
+    async fn exchange(
+        mut self: Box<Self>,
+        req: Request<UpBody>,
+    ) -> Result<(Response<Incoming>, Box<Self>), ExchangeError> {
+        let mut resp = pin!(self.sender.try_send_request(req));
+        // Only the connection completes the response future, and it runs inside this poll: the
+        // future needs no waker of its own. The connection gets the real waker only to wait for
+        // the socket. Hyper also hands whichever waker it last got to the response body's
+        // channel, which wakes it when the body takes a chunk, from inside this same task: a
+        // wake-up that would only poll the task once more for nothing. So after the first poll
+        // (which writes the request; no answer can be there yet) the connection first runs
+        // with a no-op waker, and with the real one only if the response is not complete.
+        let mut first = true;
+        let got = poll_fn(|cx| {
+            let noop = &mut Context::from_waker(Waker::noop());
+            if !std::mem::take(&mut first) {
+                let closed = self.drive(noop).is_ready();
+                match resp.as_mut().poll(noop) {
+                    Poll::Ready(r) => return Poll::Ready(Some(r)),
+                    Poll::Pending if closed => return Poll::Ready(None),
+                    Poll::Pending => {}
+                }
+            }
+            let closed = self.drive(cx).is_ready();
+            match resp.as_mut().poll(noop) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending if closed => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match got {
+            Some(Ok(r)) => Ok((r, self)),
+            Some(Err(e)) => Err(e.into()),
+            // The connection ended with the request queued or unanswered: dropping it hands the
+            // request back (never written) or fails it.
+            None => {
+                drop(self);
+                match resp.await {
+                    Ok(_) => Err(ExchangeError::Failed(SendError::Reset)),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+}
 
 /// Idle connections of every endpoint that share one set of pool settings.
-#[derive(Debug)]
 pub(crate) struct H1Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
@@ -35,40 +146,72 @@ pub(crate) struct H1Pool {
     idle: Mutex<HashMap<SocketAddr, IdleList, FxBuildHasher>>,
 }
 
-/// A connection lent to one exchange. Dropping it (with the response body) returns the
-/// connection to its endpoint's idle list once the connection can take another request.
-#[derive(Debug)]
+impl std::fmt::Debug for H1Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Pool")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("keep_alive", &self.keep_alive)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection lent to one exchange, carried by the response body: the body drives it, and
+/// dropping it returns the connection to its endpoint's idle list if the body was read to the
+/// end and the connection can take another request; otherwise the connection is closed.
 pub(crate) struct Checkin {
-    sender: Option<Sender>,
+    link: Option<Box<Link>>,
+    /// The response body was read to its end.
+    finished: bool,
     addr: SocketAddr,
     pool: Arc<H1Pool>,
 }
 
+impl std::fmt::Debug for Checkin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkin")
+            .field("addr", &self.addr)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Checkin {
+    /// Lets the connection read (and write) what it can; it feeds the response body.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(link) = &mut self.link
+            && link.drive(cx).is_ready()
+        {
+            // Closed: dropping hyper's side of the body channel lets the body see its end.
+            self.link = None;
+        }
+    }
+
+    /// Marks the response body as read to its end, so the connection may be reused.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
 impl Drop for Checkin {
     fn drop(&mut self) {
-        let Some(mut sender) = self.sender.take() else {
+        let Some(mut link) = self.link.take() else {
             return;
         };
-        if !self.pool.keep_alive || sender.is_closed() {
+        if !self.finished || !self.pool.keep_alive {
+            // A half-read body leaves the connection mid-message: closing it is the only safe end.
             return;
         }
-        // The usual case: the body was read to its end, so the connection task is already
-        // waiting for the next request.
-        if sender.is_ready() {
-            self.pool.put(self.addr, sender);
-            return;
+        // Usually the poll that read the body's last bytes also readied the connection for the
+        // next request. If not, one more poll lets hyper close the message; if it needs more
+        // than that (it still writes a request body the server did not wait for), the
+        // connection is closed rather than given a task.
+        if !link.reusable() {
+            link.drive_now();
         }
-        // The body is still being read off the socket (or was abandoned, which closes the
-        // connection): wait for the verdict off the request path.
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (pool, addr) = (self.pool.clone(), self.addr);
-        handle.spawn(async move {
-            if sender.ready().await.is_ok() {
-                pool.put(addr, sender);
-            }
-        });
+        if link.reusable() {
+            self.pool.put(self.addr, link);
+        }
     }
 }
 
@@ -91,62 +234,64 @@ impl H1Pool {
         addr: SocketAddr,
         mut req: Request<UpBody>,
     ) -> Result<(Response<Incoming>, Checkin), SendError> {
-        while let Some(mut sender) = self.take(addr) {
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, self.lend(addr, sender))),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(classify(e.error())),
-                },
+        while let Some(link) = self.take(addr) {
+            match link.exchange(req).await {
+                Ok((resp, link)) => return Ok((resp, self.lend(addr, link))),
+                Err(ExchangeError::Unsent(unsent)) => req = *unsent,
+                Err(ExchangeError::Failed(e)) => return Err(e),
             }
         }
         // Boxed: the connect future is large and rarely needed; inline it would be copied
         // with every move of the request's future.
-        let mut sender = Box::pin(self.connect(addr)).await?;
-        match sender.send_request(req).await {
-            Ok(resp) => Ok((resp, self.lend(addr, sender))),
-            Err(e) => Err(classify(&e)),
+        let link = Box::pin(self.connect(addr)).await?;
+        match link.exchange(req).await {
+            Ok((resp, link)) => Ok((resp, self.lend(addr, link))),
+            Err(ExchangeError::Unsent(_)) => Err(SendError::Reset),
+            Err(ExchangeError::Failed(e)) => Err(e),
         }
     }
 
-    fn lend(self: &Arc<Self>, addr: SocketAddr, sender: Sender) -> Checkin {
+    fn lend(self: &Arc<Self>, addr: SocketAddr, link: Box<Link>) -> Checkin {
         Checkin {
-            sender: Some(sender),
+            link: Some(link),
+            finished: false,
             addr,
             pool: self.clone(),
         }
     }
 
     /// The most recently used live connection to `addr`; closed and expired ones are dropped.
-    fn take(&self, addr: SocketAddr) -> Option<Sender> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&addr)?;
-        while let Some((sender, since)) = list.pop() {
-            if sender.is_ready() && since.elapsed() < self.idle_timeout {
-                return Some(sender);
+    fn take(&self, addr: SocketAddr) -> Option<Box<Link>> {
+        loop {
+            let (link, since) = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.get_mut(&addr)?.pop()?
+            };
+            // Nothing polls an idle connection: a close by the server is noticed by the first
+            // poll of the exchange, before the request is written, and the request comes back.
+            if link.reusable() && since.elapsed() < self.idle_timeout {
+                return Some(link);
             }
         }
-        None
     }
 
-    fn put(&self, addr: SocketAddr, sender: Sender) {
+    fn put(&self, addr: SocketAddr, link: Box<Link>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.entry(addr).or_default().push((sender, Instant::now()));
+        idle.entry(addr).or_default().push((link, Instant::now()));
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Sender, SendError> {
+    async fn connect(&self, addr: SocketAddr) -> Result<Box<Link>, SendError> {
         let handshake = async {
             let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
             let _ = stream.set_nodelay(true);
             let (sender, conn) = http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|_| SendError::Connect)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%addr, error = %e, "upstream connection closed");
-                }
-            });
-            Ok(sender)
+            Ok(Box::new(Link {
+                sender,
+                conn,
+                done: false,
+            }))
         };
         tokio::time::timeout(self.connect_timeout, handshake)
             .await
@@ -169,7 +314,9 @@ mod tests {
     use http_body_util::{BodyExt, Either, Full};
     use hyper::service::service_fn;
     use tokio::net::TcpListener;
+    use tokio::sync::Notify;
 
+    use super::super::UpstreamBody;
     use super::*;
 
     /// An HTTP/1.1 server answering "ok"; counts accepted connections. With `close` it ends
@@ -203,10 +350,16 @@ mod tests {
         req
     }
 
+    /// Sends `req` and returns the response with the body type the proxy uses (it drives the
+    /// connection).
+    async fn send(pool: &Arc<H1Pool>, addr: SocketAddr, req: Request<UpBody>) -> Response<UpstreamBody> {
+        let (resp, conn) = pool.send(addr, req).await.unwrap();
+        resp.map(|b| UpstreamBody::new(b, Some(conn)))
+    }
+
     async fn exchange(pool: &Arc<H1Pool>, addr: SocketAddr) {
-        let (resp, conn) = pool.send(addr, get()).await.unwrap();
+        let resp = send(pool, addr, get()).await;
         assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
-        drop(conn);
     }
 
     /// Polls until the pool holds `n` idle connections to `addr` (the check-in may wait for
@@ -234,12 +387,11 @@ mod tests {
     async fn concurrent_requests_open_more_connections_and_keep_them() {
         let (addr, accepted) = server(false).await;
         let pool = Arc::new(H1Pool::new(Duration::from_secs(5), Duration::from_secs(60), true));
-        let (a, ca) = pool.send(addr, get()).await.unwrap();
-        let (b, cb) = pool.send(addr, get()).await.unwrap();
+        let a = send(&pool, addr, get()).await;
+        let b = send(&pool, addr, get()).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        for (resp, conn) in [(a, ca), (b, cb)] {
+        for resp in [a, b] {
             let _ = resp.into_body().collect().await.unwrap();
-            drop(conn);
         }
         until_idle(&pool, addr, 2).await;
     }
@@ -286,5 +438,174 @@ mod tests {
         drop(listener);
         let pool = Arc::new(H1Pool::new(Duration::from_secs(5), Duration::from_secs(60), true));
         assert_eq!(pool.send(addr, get()).await.err(), Some(SendError::Connect));
+    }
+
+    /// What a [`raw`] server saw.
+    #[derive(Default)]
+    struct Seen {
+        accepted: AtomicUsize,
+        requests: AtomicUsize,
+        closed: AtomicUsize,
+    }
+
+    impl Seen {
+        fn get(&self, n: &AtomicUsize) -> usize {
+            n.load(Ordering::SeqCst)
+        }
+    }
+
+    /// A hand-written HTTP/1.1 server, for the shapes hyper's server would not produce: answers
+    /// every request head with `reply` (nothing if empty); with `close`, once that is notified
+    /// after an answer, it ends the connection without saying so. Counts connections, requests
+    /// and connections it saw closed.
+    async fn raw(reply: &'static [u8], close: Option<Arc<Notify>>) -> (SocketAddr, Arc<Seen>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Seen::default());
+        let counts = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counts.accepted.fetch_add(1, Ordering::SeqCst);
+                let (counts, close) = (counts.clone(), close.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let n = match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            counts.requests.fetch_add(1, Ordering::SeqCst);
+                            if !reply.is_empty() && stream.write_all(reply).await.is_err() {
+                                break;
+                            }
+                        }
+                        if let Some(close) = &close
+                            && counts.requests.load(Ordering::SeqCst) > 0
+                        {
+                            close.notified().await;
+                            break;
+                        }
+                    }
+                    drop(stream);
+                    counts.closed.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+        });
+        (addr, seen)
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn pool() -> Arc<H1Pool> {
+        Arc::new(H1Pool::new(Duration::from_secs(5), Duration::from_secs(60), true))
+    }
+
+    #[tokio::test]
+    async fn chunked_empty_and_head_responses_all_reuse_the_connection() {
+        let cases: [(&[u8], http::Method); 4] = [
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                http::Method::GET,
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", http::Method::GET),
+            (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", http::Method::GET),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+                http::Method::HEAD,
+            ),
+        ];
+        for (reply, method) in cases {
+            let (addr, seen) = raw(reply, None).await;
+            let pool = pool();
+            for i in 1..=3 {
+                let mut req = get();
+                *req.method_mut() = method.clone();
+                let resp = send(&pool, addr, req).await;
+                let _ = resp.into_body().collect().await.unwrap();
+                assert_eq!(pool.idle_count(addr), 1, "{reply:?} request {i} checked back in");
+            }
+            assert_eq!(seen.get(&seen.accepted), 1, "{reply:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_dropped_before_its_end_closes_the_connection() {
+        // Ten bytes announced, two sent: the reader gets "ok" and gives up (a downstream gone).
+        let (addr, seen) = raw(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok", None).await;
+        let pool = pool();
+        let mut body = send(&pool, addr, get()).await.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "ok");
+        drop(body);
+        assert_eq!(pool.idle_count(addr), 0);
+        until("the server to see the connection closed", || {
+            seen.get(&seen.closed) == 1
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_request_closes_its_connection() {
+        // The server never answers; the request is dropped as a timeout would drop it.
+        let (addr, seen) = raw(b"", None).await;
+        let pool = pool();
+        let task = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.send(addr, get()).await.map(|_| ()) }
+        });
+        until("the request to reach the server", || {
+            seen.get(&seen.requests) == 1
+        })
+        .await;
+        task.abort();
+        until("the server to see the connection closed", || {
+            seen.get(&seen.closed) == 1
+        })
+        .await;
+        assert_eq!(pool.idle_count(addr), 0);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_the_server_closes_is_dropped_and_replaced() {
+        // Keep-alive by the headers, but the server closes once the connection is idle.
+        let close = Arc::new(Notify::new());
+        let (addr, seen) = raw(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            Some(close.clone()),
+        )
+        .await;
+        let pool = pool();
+        exchange(&pool, addr).await;
+        assert_eq!(pool.idle_count(addr), 1);
+        close.notify_one();
+        until("the server to close", || seen.get(&seen.closed) == 1).await;
+        // Nothing polls an idle connection. Once the runtime has seen the close (a yield runs
+        // its I/O driver), the next exchange notices it before writing and the request goes on
+        // a new connection instead of failing.
+        tokio::task::yield_now().await;
+        exchange(&pool, addr).await;
+        assert_eq!(seen.get(&seen.accepted), 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_response_is_an_error_and_nothing_is_kept() {
+        let close = Arc::new(Notify::new());
+        close.notify_one();
+        let (addr, seen) = raw(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n", Some(close)).await;
+        let pool = pool();
+        assert_eq!(pool.send(addr, get()).await.err(), Some(SendError::Reset));
+        assert_eq!(pool.idle_count(addr), 0);
+        assert_eq!(seen.get(&seen.requests), 1);
     }
 }
