@@ -157,11 +157,7 @@ impl PoolKey {
             b.pool_max_idle_per_host(0);
         }
         Upstream::H1 {
-            pool: Arc::new(H1Pool::new(
-                self.connect_timeout,
-                self.idle_timeout,
-                self.keep_alive,
-            )),
+            pool: H1Pool::start(self.connect_timeout, self.idle_timeout, self.keep_alive),
             by_name: Box::new(b.build(connector)),
         }
     }

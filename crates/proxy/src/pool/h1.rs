@@ -137,6 +137,9 @@ impl Link {
     }
 }
 
+/// How often idle connections are checked for a close by the server or expiry.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// Idle connections of every endpoint that share one set of pool settings.
 pub(crate) struct H1Pool {
     connect_timeout: Duration,
@@ -224,6 +227,41 @@ impl H1Pool {
             keep_alive,
             idle: Mutex::new(HashMap::default()),
         }
+    }
+
+    /// An empty pool, with a task (when there is a runtime) that drops the idle connections that
+    /// servers closed or that expired, every [`SWEEP_EVERY`]. Nothing else polls an idle
+    /// connection, and an endpoint that went away is never checked out again: without the sweep
+    /// its sockets would stay open (in CLOSE_WAIT) for as long as the pool lives.
+    pub(crate) fn start(connect_timeout: Duration, idle_timeout: Duration, keep_alive: bool) -> Arc<Self> {
+        let pool = Arc::new(H1Pool::new(connect_timeout, idle_timeout, keep_alive));
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&pool);
+            handle.spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let Some(pool) = weak.upgrade() else { return };
+                    pool.sweep();
+                }
+            });
+        }
+        pool
+    }
+
+    /// Drops the idle connections that are closed or expired; returns how many are left.
+    fn sweep(&self) -> usize {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.retain(|_, list| {
+            list.retain_mut(|(link, since)| {
+                link.drive_now();
+                link.reusable() && since.elapsed() < self.idle_timeout
+            });
+            !list.is_empty()
+        });
+        idle.values().map(Vec::len).sum()
     }
 
     /// Sends `req` (origin-form URI, `Host` set) to `addr` on an idle connection, or a new one.
@@ -596,6 +634,25 @@ mod tests {
         tokio::task::yield_now().await;
         exchange(&pool, addr).await;
         assert_eq!(seen.get(&seen.accepted), 2);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_drops_idle_connections_servers_closed() {
+        let close = Arc::new(Notify::new());
+        let (addr, seen) = raw(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            Some(close.clone()),
+        )
+        .await;
+        let pool = pool();
+        exchange(&pool, addr).await;
+        assert_eq!(pool.sweep(), 1, "a live idle connection is kept");
+        close.notify_one();
+        until("the server to close", || seen.get(&seen.closed) == 1).await;
+        // A yield runs the runtime's I/O driver, so the close is visible to the next poll.
+        tokio::task::yield_now().await;
+        assert_eq!(pool.sweep(), 0);
+        assert_eq!(pool.idle_count(addr), 0);
     }
 
     #[tokio::test]
