@@ -342,7 +342,10 @@ fn request_id() -> HeaderValue {
     out[14..18].copy_from_slice(&hex[12..16]);
     out[19..23].copy_from_slice(&hex[16..20]);
     out[24..36].copy_from_slice(&hex[20..32]);
-    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    // An owned buffer rather than a copied slice: the per-try copy of the request headers
+    // clones this value, and cloning a slice-made `Bytes` allocates a second time to share it.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(out))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]

@@ -129,7 +129,6 @@ pub(crate) async fn forward(
         None => route.timeout,
     };
     strip_hop_by_hop(&mut headers);
-    headers.remove(ATTEMPT_COUNT);
     route.headers.request.apply(&mut headers);
     dest.headers.request.apply(&mut headers);
     let authority = route
@@ -186,7 +185,11 @@ pub(crate) async fn forward(
     if !headers.contains_key(FORWARDED_PROTO) {
         headers.insert(FORWARDED_PROTO, HeaderValue::from_static(canon.scheme));
     }
-    let template = Template {
+    // The first try's attempt count, replacing any the client sent. Set here once, so the per-try
+    // copy of the map needs no insert (an insert into a clone, which has no spare room, grew and
+    // rehashed it: ~800 Ir a request).
+    headers.insert(ATTEMPT_COUNT, small_number(1));
+    let mut template = Template {
         method: parts.method,
         path,
         headers,
@@ -225,10 +228,10 @@ pub(crate) async fn forward(
 
     let retries = route.retries.as_ref();
     let result = match timeout {
-        Some(t) => tokio::time::timeout(t, run_tries(cluster, retries, &template, &mut body, outcome))
+        Some(t) => tokio::time::timeout(t, run_tries(cluster, retries, &mut template, &mut body, outcome))
             .await
             .ok(),
-        None => Some(run_tries(cluster, retries, &template, &mut body, outcome).await),
+        None => Some(run_tries(cluster, retries, &mut template, &mut body, outcome).await),
     };
     let Some(result) = result else {
         return fail(
@@ -316,12 +319,12 @@ type TryOk = (Response<UpstreamBody>, Option<ActiveGuard>, Instant);
 async fn run_tries(
     cluster: &ClusterRt,
     retries: Option<&RetryPolicy>,
-    template: &Template,
+    template: &mut Template,
     body: &mut Either<Bytes, Option<Incoming>>,
     outcome: &mut Outcome,
 ) -> Result<TryOk, (TryError, bool)> {
     let max_tries = 1 + retries.map_or(0, |r| r.attempts);
-    let mut tried: Vec<usize> = Vec::new();
+    let mut tried = Tried::default();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -330,7 +333,7 @@ async fn run_tries(
         let picked = if cluster.passthrough {
             None
         } else {
-            let Some((ep_idx, ep_guard)) = cluster.pick(&tried) else {
+            let Some((ep_idx, ep_guard)) = cluster.pick(tried.as_slice()) else {
                 return Err((TryError::NoHealthy, attempt > 1));
             };
             tried.push(ep_idx);
@@ -345,16 +348,28 @@ async fn run_tries(
                 None => Either::Left(Full::new(Bytes::new())),
             },
         };
-        let req = build(template, up_body, attempt);
+        let req = if last {
+            // No try comes after this one: the headers are moved, not copied.
+            let mut req = Request::new(up_body);
+            *req.method_mut() = template.method.clone();
+            *req.headers_mut() = std::mem::take(&mut template.headers);
+            if attempt > 1 {
+                req.headers_mut()
+                    .insert(ATTEMPT_COUNT, small_number(u64::from(attempt)));
+            }
+            req
+        } else {
+            build(template, up_body, attempt)
+        };
         let sent_at = Instant::now();
         let per_try = retries.and_then(|r| r.per_try_timeout);
         let ep = picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i));
         // The future is built where it is awaited: a local would be copied into the await.
         let res = match per_try {
-            Some(t) => tokio::time::timeout(t, send(cluster, ep, template, req))
+            Some(t) => tokio::time::timeout(t, send(cluster, ep, &template.path, req))
                 .await
                 .unwrap_or(Err(TryError::PerTryTimeout)),
-            None => send(cluster, ep, template, req).await,
+            None => send(cluster, ep, &template.path, req).await,
         };
         if let Some((ep_idx, _)) = &picked {
             cluster.report(*ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
@@ -387,6 +402,38 @@ async fn run_tries(
     }
 }
 
+/// Endpoints a request already tried: inline for the usual few tries, so no allocation.
+#[derive(Default)]
+struct Tried {
+    inline: [usize; 4],
+    len: usize,
+    spill: Vec<usize>,
+}
+
+impl Tried {
+    fn push(&mut self, i: usize) {
+        if self.spill.is_empty()
+            && let Some(slot) = self.inline.get_mut(self.len)
+        {
+            *slot = i;
+            self.len += 1;
+            return;
+        }
+        if self.spill.is_empty() {
+            self.spill.extend_from_slice(&self.inline);
+        }
+        self.spill.push(i);
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        if self.spill.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spill
+        }
+    }
+}
+
 /// Envoy counts any reset as a 5xx for `5xx` and `gateway-error`; `connect-failure` and
 /// `refused-stream` are narrower.
 fn retries_error(r: &RetryPolicy, e: TryError) -> bool {
@@ -409,12 +456,16 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// A try's request: the template's headers (which carry attempt count 1) copied.
 fn build(template: &Template, body: UpBody, attempt: u32) -> Request<UpBody> {
     let mut req = Request::new(body);
     *req.method_mut() = template.method.clone();
     *req.headers_mut() = template.headers.clone();
-    req.headers_mut()
-        .insert(ATTEMPT_COUNT, small_number(u64::from(attempt)));
+    if attempt > 1 {
+        // Replaces the existing value: no growth.
+        req.headers_mut()
+            .insert(ATTEMPT_COUNT, small_number(u64::from(attempt)));
+    }
     req
 }
 
@@ -435,13 +486,13 @@ fn small_number(n: u64) -> HeaderValue {
 async fn send(
     cluster: &ClusterRt,
     ep: Option<&EndpointRt>,
-    template: &Template,
+    path: &PathAndQuery,
     req: Request<UpBody>,
 ) -> Result<Response<UpstreamBody>, TryError> {
     let target = match ep {
         Some(ep) => Some((ep.addr, ep.authority.clone())),
-        None => template
-            .headers
+        None => req
+            .headers()
             .get(header::HOST)
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
             .map(|a| (std::net::SocketAddr::from(([0, 0, 0, 0], 0)), a)),
@@ -450,15 +501,9 @@ async fn send(
         return Err(TryError::ConnectFailure);
     };
     let sent = if ep.is_some() {
-        cluster
-            .upstream
-            .send(addr, &authority, template.path.clone(), req)
-            .await
+        cluster.upstream.send(addr, &authority, path.clone(), req).await
     } else {
-        cluster
-            .upstream
-            .send_by_name(&authority, template.path.clone(), req)
-            .await
+        cluster.upstream.send_by_name(&authority, path.clone(), req).await
     };
     sent.map_err(|e| match e {
         SendError::Connect => TryError::ConnectFailure,
@@ -494,6 +539,16 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tried_keeps_every_endpoint_in_order_past_the_inline_ones() {
+        let mut t = Tried::default();
+        assert!(t.as_slice().is_empty());
+        for i in 0..7 {
+            t.push(10 + i);
+            assert_eq!(t.as_slice(), (10..=10 + i).collect::<Vec<_>>().as_slice());
+        }
+    }
 
     #[test]
     fn small_numbers_render_like_any_number() {
