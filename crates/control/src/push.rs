@@ -338,15 +338,22 @@ impl PushServer {
         let (snapshot, nodes) = {
             let conns = self.lock();
             let snapshot = self.store.shared_snapshot();
-            let nodes: Vec<(u64, ProxyNode)> =
-                conns.open.iter().map(|(id, c)| (*id, c.node.clone())).collect();
+            let nodes: Vec<(u64, ProxyNode, Option<Arc<Body>>)> = conns
+                .open
+                .iter()
+                .map(|(id, c)| (*id, c.node.clone(), c.last.clone()))
+                .collect();
             (snapshot, nodes)
         };
-        let just_nodes: Vec<ProxyNode> = nodes.iter().map(|(_, n)| n.clone()).collect();
+        let just_nodes: Vec<ProxyNode> = nodes.iter().map(|(_, n, _)| n.clone()).collect();
+        // The snapshot this one replaces is freed after the pushes are on their way: freeing
+        // its indexes and pieces (tens of MB in many small allocations) takes milliseconds.
+        let displaced = self.prepared.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let prepared = self.prepare(&snapshot, Some(&just_nodes));
+        let prepared_ms = started.elapsed().as_millis() as u64;
         let bodies: Vec<(u64, Arc<Body>)> = nodes
             .into_iter()
-            .map(|(id, node)| (id, prepared.body_for(&node)))
+            .map(|(id, node, last)| (id, prepared.body_for(&node, last.as_ref())))
             .collect();
         let mut conns = self.lock();
         for (id, body) in bodies {
@@ -355,11 +362,13 @@ impl PushServer {
             }
         }
         drop(conns);
+        drop(displaced);
         tracing::debug!(
             revision = snapshot.revision,
             proxies = just_nodes.len(),
             shared_bytes = prepared.shared_bytes(),
             shared_gzip_bytes = prepared.shared_gzip_bytes(),
+            prepared_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recompiled proxy configurations"
         );
@@ -424,7 +433,7 @@ impl PushServer {
             id
         };
         let snapshot = self.store.shared_snapshot();
-        let body = self.prepare(&snapshot, None).body_for(&node);
+        let body = self.prepare(&snapshot, None).body_for(&node, None);
         if let Some(conn) = self.lock().open.get_mut(&id) {
             conn.offer(snapshot.revision, body);
         }

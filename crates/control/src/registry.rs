@@ -31,7 +31,7 @@ pub struct Service {
 }
 
 /// A port of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServicePort {
     /// Port number clients use.
     pub number: u16,

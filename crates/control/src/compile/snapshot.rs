@@ -83,10 +83,15 @@ pub struct PieceCache {
     vhosts: HashMap<VhostKey, JsonItems>,
     /// (service position, chosen DestinationRule's address in the snapshot).
     clusters: HashMap<(usize, Option<usize>), JsonItems>,
+    /// Per service position, found the same key after key: its position in the older snapshot
+    /// if the service is equal there, and whether its routing inputs are too.
+    older: HashMap<usize, Option<(usize, bool)>>,
+    /// The older compiler `older` was found in (its address): another one clears it.
+    older_id: usize,
 }
 
 /// What a service's virtual hosts depend on besides the service itself.
-#[derive(Debug, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct VhostKey {
     service: usize,
     /// The client is in the service's namespace (the short name is an alias).
@@ -126,6 +131,9 @@ pub struct SnapshotCompiler<R: AsRef<[Resource]>> {
     by_workload: HashMap<(String, String), Vec<(usize, usize)>>,
     /// Address -> inline endpoints (no WorkloadEntry) at that address.
     by_address: HashMap<IpAddr, Vec<(usize, usize)>>,
+    /// Digest of every service's host and ports: routes look destination ports up, so a
+    /// routed virtual host can only be reused from a snapshot with the same digest.
+    ports_digest: u64,
 }
 
 impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
@@ -198,7 +206,17 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
                 }
             }
         }
+        let ports_digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::hash::DefaultHasher::new();
+            for service in registry.services.values() {
+                service.host.hash(&mut h);
+                service.ports.hash(&mut h);
+            }
+            h.finish()
+        };
         SnapshotCompiler {
+            ports_digest,
             resources,
             registry,
             hosts,
@@ -242,7 +260,29 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
     /// The shared part for `key`, serialized, assembled from per-service pieces that `cache`
     /// keeps between keys. Byte-identical to serializing [`SnapshotCompiler::shared_sidecar`].
     pub fn shared_sidecar_json(&self, key: &ShareKey, cache: &mut PieceCache) -> SharedSidecarJson {
+        self.shared_sidecar_json_reusing::<R>(key, cache, None)
+    }
+
+    /// [`SnapshotCompiler::shared_sidecar_json`], taking a piece from an older snapshot's
+    /// compiler and cache (`older`) when everything it was made from is equal in this one: the
+    /// service, the VirtualService that routes it (and, when there is one, every service's
+    /// ports, which routes look up), the DestinationRule that shapes its clusters. One changed
+    /// VirtualService then serializes one service's virtual hosts instead of all of them.
+    pub fn shared_sidecar_json_reusing<O: AsRef<[Resource]>>(
+        &self,
+        key: &ShareKey,
+        cache: &mut PieceCache,
+        older: Option<(&SnapshotCompiler<O>, &PieceCache)>,
+    ) -> SharedSidecarJson {
         let lookup = self.lookup();
+        let older = older.map(|(compiler, pieces)| (compiler, compiler.lookup(), pieces));
+        let older_id = older
+            .as_ref()
+            .map_or(0, |(c, ..)| *c as *const SnapshotCompiler<O> as usize);
+        if cache.older_id != older_id {
+            cache.older.clear();
+            cache.older_id = older_id;
+        }
         let mut vhosts: Vec<u8> = Vec::new();
         let mut clusters: Vec<u8> = Vec::new();
         let mut vhost_groups = Vec::with_capacity(self.registry.services.len() + 1);
@@ -262,9 +302,38 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
                 namespace: by_ns.then(|| key.namespace.clone()),
                 labels: by_labels.then(|| key.labels.clone()),
             };
-            let piece = cache.vhosts.entry(vkey).or_insert_with(|| {
-                let list = service_vhosts(&self.registry, owner, service, &key.namespace, &key.labels);
-                JsonItems::of(&list)
+            // The same service in the older snapshot, and whether its routes are made of the
+            // same inputs (once per service, not per key).
+            let same = older.as_ref().and_then(|(old, old_lookup, _)| {
+                *cache.older.entry(pos).or_insert_with(|| {
+                    let old_pos = old.hosts.binary_search(&service.host).ok()?;
+                    let old_service = old.registry.services.get(&service.host)?;
+                    (old_service == service).then_some(())?;
+                    let same_owner = match (owner, old_lookup.mesh_owner(old_service)) {
+                        (None, None) => true,
+                        // Routes look up destination ports in the registry.
+                        (Some((r, _)), Some((o, _))) => r == o && self.ports_digest == old.ports_digest,
+                        _ => false,
+                    };
+                    Some((old_pos, same_owner))
+                })
+            });
+            let piece = cache.vhosts.entry(vkey).or_insert_with_key(|vkey| {
+                let reused = older.as_ref().and_then(|(_, _, pieces)| {
+                    let (old_pos, same_owner) = same?;
+                    same_owner.then_some(())?;
+                    pieces
+                        .vhosts
+                        .get(&VhostKey {
+                            service: old_pos,
+                            ..vkey.clone()
+                        })
+                        .cloned()
+                });
+                reused.unwrap_or_else(|| {
+                    let list = service_vhosts(&self.registry, owner, service, &key.namespace, &key.labels);
+                    JsonItems::of(&list)
+                })
             });
             push_item(&mut vhosts, &piece.json);
             vhost_groups.push(piece.clone());
@@ -272,10 +341,17 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
             let dr = lookup.destination_rule(&service.host, &key.namespace, &service.namespace);
             // The rule's address identifies it within this snapshot.
             let dr_id = dr.map(|d| d as *const DestinationRule as usize);
-            let piece = cache
-                .clusters
-                .entry((pos, dr_id))
-                .or_insert_with(|| JsonItems::of(&clusters::service_clusters(service, dr)));
+            let piece = cache.clusters.entry((pos, dr_id)).or_insert_with(|| {
+                let reused = older.as_ref().and_then(|(_, old_lookup, pieces)| {
+                    let (old_pos, _) = same?;
+                    let old_dr =
+                        old_lookup.destination_rule(&service.host, &key.namespace, &service.namespace);
+                    (old_dr == dr).then_some(())?;
+                    let old_id = old_dr.map(|d| d as *const DestinationRule as usize);
+                    pieces.clusters.get(&(old_pos, old_id)).cloned()
+                });
+                reused.unwrap_or_else(|| JsonItems::of(&clusters::service_clusters(service, dr)))
+            });
             push_item(&mut clusters, &piece.json);
             cluster_groups.push(piece.clone());
         }

@@ -252,6 +252,8 @@ pub(crate) struct Body {
 #[derive(Debug, Clone)]
 pub(crate) struct Parts {
     pub shared: Arc<SharedJson>,
+    /// The proxy's own parts, to tell whether the next body can reuse this one's bytes.
+    pub own: Arc<ProxyConfig>,
     /// Own listeners (all of the config's).
     pub listeners: JsonItems,
     /// Own route tables (after the shared outbound table).
@@ -277,6 +279,7 @@ impl Body {
             listeners: json_items(&own.listeners),
             route_tables: json_items(&own.route_tables),
             clusters: json_items(&own.clusters),
+            own: Arc::new(own.clone()),
         };
         let skeleton = ProxyConfig {
             version: VERSION_MARK.into(),
@@ -350,6 +353,27 @@ impl Body {
             len,
             parts: None,
         }
+    }
+
+    /// This sidecar body with another shared part: the same own bytes around `shared`'s pieces.
+    /// `None` for a body that is not a sidecar's.
+    pub fn with_shared(&self, shared: &Arc<SharedJson>) -> Option<Body> {
+        let parts = self.parts.as_ref()?;
+        let mut replacements = [&shared.outbound, &shared.clusters].into_iter();
+        let segments: Vec<Segment> = self
+            .segments
+            .iter()
+            .map(|s| match s {
+                Segment::Shared(_) => replacements.next().map(|p| Segment::Shared(p.clone())),
+                other => Some(other.clone()),
+            })
+            .collect::<Option<_>>()?;
+        let mut body = Body::from_segments(segments);
+        body.parts = Some(Parts {
+            shared: shared.clone(),
+            ..parts.clone()
+        });
+        Some(body)
     }
 
     /// Bytes of the whole plain JSON (without the version).

@@ -34,6 +34,8 @@ pub(crate) struct Prepared {
     pub revision: u64,
     how: How,
     shared: Mutex<HashMap<ShareKey, Arc<SharedJson>>>,
+    /// The per-service pieces the shared parts were made of, for the next snapshot to reuse.
+    pieces: Mutex<PieceCache>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -57,6 +59,7 @@ impl Prepared {
             revision: snapshot.revision,
             how,
             shared: Mutex::new(HashMap::new()),
+            pieces: Mutex::new(PieceCache::default()),
         }
     }
 
@@ -77,17 +80,25 @@ impl Prepared {
         if missing.is_empty() {
             return;
         }
-        // One key after the other: after the first, most per-service pieces come from the cache.
-        let mut pieces = PieceCache::default();
+        // One key after the other: after the first, most per-service pieces come from the
+        // cache; and from the previous snapshot's pieces, whatever did not change.
+        let mut pieces = self.pieces.lock().unwrap_or_else(|p| p.into_inner());
         let old = previous.map(|p| p.shared_map().clone()).unwrap_or_default();
+        let old_pieces = previous.map(|p| p.pieces.lock().unwrap_or_else(|p| p.into_inner()));
+        let older = match (previous.map(|p| &p.how), old_pieces.as_deref()) {
+            (Some(How::Indexed(c)), Some(pieces)) => Some((&**c, pieces)),
+            _ => None,
+        };
         let computed: Vec<(ShareKey, Arc<SharedJson>)> = missing
             .into_iter()
             .map(|k| {
-                let json = compiler.shared_sidecar_json(&k, &mut pieces);
+                let json = compiler.shared_sidecar_json_reusing(&k, &mut pieces, older);
                 let json = SharedJson::from_json(json, old.get(&k).map(|p| &**p));
                 (k, Arc::new(json))
             })
             .collect();
+        drop(old_pieces);
+        drop(pieces);
         let mut known = self.shared_map();
         for (key, json) in computed {
             let json = match old.get(&key) {
@@ -121,16 +132,30 @@ impl Prepared {
         }
     }
 
-    /// `node`'s configuration body.
-    pub fn body_for(&self, node: &ProxyNode) -> Arc<Body> {
+    /// `node`'s configuration body. `last`, the body the proxy was sent last, is reused (or its
+    /// own bytes are) when the proxy's own parts did not change: most changes only touch the
+    /// shared part, and cutting a body out of its serialized skeleton costs more than the rest
+    /// of a proxy's share of a change.
+    pub fn body_for(&self, node: &ProxyNode, last: Option<&Arc<Body>>) -> Arc<Body> {
         Arc::new(match &self.how {
             How::Custom(compile, resources) => Body::whole(compile(resources, node)),
             How::Indexed(compiler) => match compiler.share_key(node) {
                 None => Body::whole(compiler.compile(node)),
                 Some(key) => {
                     let shared = self.shared_for(compiler, &key);
-                    Body::sidecar(&shared, compiler.sidecar_own(node))
-                        .unwrap_or_else(|| Body::whole(compiler.compile(node)))
+                    let own = compiler.sidecar_own(node);
+                    if let Some(last) = last
+                        && let Some(parts) = &last.parts
+                        && *parts.own == own
+                    {
+                        if Arc::ptr_eq(&parts.shared, &shared) {
+                            return last.clone();
+                        }
+                        if let Some(body) = last.with_shared(&shared) {
+                            return Arc::new(body);
+                        }
+                    }
+                    Body::sidecar(&shared, own).unwrap_or_else(|| Body::whole(compiler.compile(node)))
                 }
             },
         })

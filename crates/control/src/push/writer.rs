@@ -140,14 +140,19 @@ pub(crate) fn push_stream(
                     let gzip = flight.gzip();
                     let push = render(&body, version, gzip, base.as_ref());
                     // A plain push takes a whole share of the permits, a gzip one (~30× smaller)
-                    // or a delta one permit. A closed semaphore never happens (it lives as long
-                    // as the server); then the push just goes without a permit.
-                    let cost = if gzip || !push.delta_base.is_empty() {
+                    // one permit, and a delta (a few KB) none: bounding those only made 1,000
+                    // proxies wait for each other's ACK round trips. A closed semaphore never
+                    // happens (it lives as long as the server); then the push just goes.
+                    let cost = if !push.delta_base.is_empty() {
+                        0
+                    } else if gzip {
                         1
                     } else {
                         GZIP_PUSH_SHARE
                     };
-                    if let Ok(permit) = writes.clone().acquire_many_owned(cost).await {
+                    if cost > 0
+                        && let Ok(permit) = writes.clone().acquire_many_owned(cost).await
+                    {
                         flight.hold(version, permit);
                     }
                     Some((Ok(push), (rx, writes, flight)))

@@ -245,3 +245,67 @@ fn shared_json_from_cached_pieces_equals_serializing_the_shared_part() {
         assert_eq!(count(&json.vhost_groups), shared.outbound.virtual_hosts.len());
     }
 }
+
+#[test]
+fn pieces_of_an_older_snapshot_are_reused_only_where_nothing_they_depend_on_changed() {
+    let before = resources();
+    let mut after = resources();
+    // Change the VirtualService that owns svc0 (its weights), nothing else.
+    for r in &mut after {
+        if let strait_api::Spec::VirtualService(vs) = &mut r.spec
+            && r.metadata.name == "svc0"
+            && let Some(last) = vs.http.last_mut()
+            && let Some(first) = last.route.first_mut()
+        {
+            first.weight = 50;
+            last.route[1].weight = 50;
+        }
+    }
+    let old = SnapshotCompiler::new(before.as_slice());
+    let new = SnapshotCompiler::new(after.as_slice());
+    for node in nodes().into_iter().filter(|n| n.role == ProxyRole::Sidecar) {
+        let key = old.share_key(&node).expect("sidecar");
+        let mut old_pieces = PieceCache::default();
+        let first = old.shared_sidecar_json(&key, &mut old_pieces);
+        let mut pieces = PieceCache::default();
+        let reused = new.shared_sidecar_json_reusing(&key, &mut pieces, Some((&old, &old_pieces)));
+        let fresh = new.shared_sidecar_json(&key, &mut PieceCache::default());
+        assert_eq!(reused.outbound, fresh.outbound, "{}", node.id);
+        assert_eq!(reused.clusters, fresh.clusters, "{}", node.id);
+        assert_ne!(
+            reused.outbound, first.outbound,
+            "{}: the change is in there",
+            node.id
+        );
+        // Every service but svc0 kept its very pieces; svc0's virtual hosts were made again.
+        let svc0 = new
+            .hosts
+            .iter()
+            .position(|h| h.starts_with("svc0."))
+            .expect("svc0");
+        for (pos, (a, b)) in first.vhost_groups.iter().zip(&reused.vhost_groups).enumerate() {
+            let shared = Arc::ptr_eq(&a.json, &b.json);
+            if pos == svc0 {
+                assert!(!shared, "{}: svc0's virtual hosts changed", node.id);
+            } else if pos < new.hosts.len() {
+                assert!(
+                    shared,
+                    "{}: service {pos}'s virtual hosts were not reused",
+                    node.id
+                );
+            }
+        }
+        for (a, b) in first
+            .cluster_groups
+            .iter()
+            .zip(&reused.cluster_groups)
+            .take(new.hosts.len())
+        {
+            assert!(
+                Arc::ptr_eq(&a.json, &b.json),
+                "{}: clusters did not change",
+                node.id
+            );
+        }
+    }
+}
