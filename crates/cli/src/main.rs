@@ -59,6 +59,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Demo(_) | Command::ControlPlane(_)) {
+        // Before the runtime's threads exist (see strait_control::malloc).
+        strait_control::malloc::use_one_malloc_arena();
+    }
     let runtime = match build_runtime(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {

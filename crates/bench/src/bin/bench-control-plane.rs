@@ -41,6 +41,10 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if a.sim_proxies.is_none() {
+        // As `strait control-plane` does, before the runtime's threads exist.
+        strait_control::malloc::use_one_malloc_arena();
+    }
     let size = MeshSize {
         services: a.mesh_services,
         ..MeshSize::default()
