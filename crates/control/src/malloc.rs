@@ -23,3 +23,21 @@ pub fn use_one_malloc_arena() -> bool {
         false
     }
 }
+
+/// Returns the allocator's free memory to the operating system (glibc keeps freed pages in the
+/// middle of its heap otherwise). Called after each recompilation, once the pushes are queued:
+/// a compilation frees as much as the previous snapshot's indexes and pieces. Returns whether
+/// any memory was released (always `false` off glibc).
+#[allow(unsafe_code)]
+pub fn release_free_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes no pointers; it only walks the allocator's own free lists
+        // (under its locks) and gives whole free pages back with madvise.
+        unsafe { libc::malloc_trim(0) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}

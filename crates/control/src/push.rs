@@ -363,6 +363,7 @@ impl PushServer {
         }
         drop(conns);
         drop(displaced);
+        crate::malloc::release_free_memory();
         tracing::debug!(
             revision = snapshot.revision,
             proxies = just_nodes.len(),
