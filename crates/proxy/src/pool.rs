@@ -188,15 +188,20 @@ pub(crate) struct H2Pool {
 }
 
 impl Upstream {
-    /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`. An
-    /// HTTP/1.1 connection travels with the response body and returns to the pool after it.
+    /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`, or with no
+    /// address to `endpoint` resolved by DNS (passthrough). An HTTP/1.1 connection travels with
+    /// the response body and returns to the pool after it.
     pub(crate) async fn send(
         &self,
-        addr: SocketAddr,
+        addr: Option<SocketAddr>,
         endpoint: &Authority,
         path: PathAndQuery,
         mut req: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, SendError> {
+        let Some(addr) = addr else {
+            // Rare; boxed so that its future does not widen every request's.
+            return Box::pin(self.send_by_name(endpoint, path, req)).await;
+        };
         match self {
             Upstream::H1 { pool, .. } => {
                 if !req.headers().contains_key(header::HOST) {
@@ -217,7 +222,8 @@ impl Upstream {
                     .unwrap_or_else(|| endpoint.clone());
                 *req.uri_mut() = absolute(authority, path).ok_or(SendError::Reset)?;
                 *req.version_mut() = Version::HTTP_2;
-                let resp = pool.send(addr, req).await?;
+                // Boxed for the same reason: the common case is HTTP/1.1.
+                let resp = Box::pin(pool.send(addr, req)).await?;
                 Ok(resp.map(|body| UpstreamBody::new(body, None)))
             }
         }
@@ -227,7 +233,7 @@ impl Upstream {
 impl Upstream {
     /// Sends to a host name resolved by DNS (Istio's PassthroughCluster, i.e. ALLOW_ANY for an
     /// explicit proxy). Always HTTP/1.1: nothing is known about the destination.
-    pub(crate) async fn send_by_name(
+    async fn send_by_name(
         &self,
         authority: &Authority,
         path: PathAndQuery,

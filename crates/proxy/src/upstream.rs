@@ -1,6 +1,7 @@
 //! Forwarding: fault → destination → cluster → request edits → mirrors → tries (timeout, retries)
 //! → response edits. Every failure becomes the status, body and flag Envoy would give.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -364,12 +365,25 @@ async fn run_tries(
         let sent_at = Instant::now();
         let per_try = retries.and_then(|r| r.per_try_timeout);
         let ep = picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i));
-        // The future is built where it is awaited: a local would be copied into the await.
-        let res = match per_try {
-            Some(t) => tokio::time::timeout(t, send(cluster, ep, &template.path, req))
-                .await
-                .unwrap_or(Err(TryError::PerTryTimeout)),
-            None => send(cluster, ep, &template.path, req).await,
+        // The send future is built where it is awaited, with no wrapper of our own around it:
+        // every layer of async fn would copy the request and the response once more.
+        let res = match (target(ep, &req), per_try) {
+            (None, _) => Err(TryError::ConnectFailure),
+            (Some((addr, authority)), Some(t)) => {
+                let path = template.path.clone();
+                match tokio::time::timeout(t, cluster.upstream.send(addr, &authority, path, req)).await {
+                    Ok(sent) => sent.map_err(try_error),
+                    Err(_) => Err(TryError::PerTryTimeout),
+                }
+            }
+            (Some((addr, authority)), None) => {
+                let path = template.path.clone();
+                cluster
+                    .upstream
+                    .send(addr, &authority, path, req)
+                    .await
+                    .map_err(try_error)
+            }
         };
         if let Some((ep_idx, _)) = &picked {
             cluster.report(*ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
@@ -482,34 +496,25 @@ fn small_number(n: u64) -> HeaderValue {
     }
 }
 
-/// Sends one try to endpoint `ep` of `cluster`, or for passthrough to the request's authority.
-async fn send(
-    cluster: &ClusterRt,
-    ep: Option<&EndpointRt>,
-    path: &PathAndQuery,
-    req: Request<UpBody>,
-) -> Result<Response<UpstreamBody>, TryError> {
-    let target = match ep {
-        Some(ep) => Some((ep.addr, ep.authority.clone())),
+/// Where one try goes: endpoint `ep` of the cluster, or for passthrough (no endpoint, `None`
+/// address) the request's own authority.
+fn target(ep: Option<&EndpointRt>, req: &Request<UpBody>) -> Option<(Option<SocketAddr>, Authority)> {
+    match ep {
+        Some(ep) => Some((Some(ep.addr), ep.authority.clone())),
         None => req
             .headers()
             .get(header::HOST)
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
-            .map(|a| (std::net::SocketAddr::from(([0, 0, 0, 0], 0)), a)),
-    };
-    let Some((addr, authority)) = target else {
-        return Err(TryError::ConnectFailure);
-    };
-    let sent = if ep.is_some() {
-        cluster.upstream.send(addr, &authority, path.clone(), req).await
-    } else {
-        cluster.upstream.send_by_name(&authority, path.clone(), req).await
-    };
-    sent.map_err(|e| match e {
+            .map(|a| (None, a)),
+    }
+}
+
+fn try_error(e: SendError) -> TryError {
+    match e {
         SendError::Connect => TryError::ConnectFailure,
         SendError::Refused => TryError::RefusedStream,
         SendError::Reset => TryError::Reset,
-    })
+    }
 }
 
 /// Fire-and-forget copy to a mirror cluster; its response (or failure) is discarded.
@@ -529,7 +534,7 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
     );
     tokio::spawn(async move {
         let _guard = guard;
-        if let Ok(resp) = upstream.send(addr, &authority, path, req).await {
+        if let Ok(resp) = upstream.send(Some(addr), &authority, path, req).await {
             // Drain so the pooled connection can be reused.
             let _ = resp.into_body().collect().await;
         }
