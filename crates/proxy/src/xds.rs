@@ -96,7 +96,8 @@ async fn apply_push(proxy: &Proxy, push: ConfigPush) -> proxy_message::Kind {
             reason,
         })
     };
-    let decoded = if push.delta_base.is_empty() {
+    let delta = !push.delta_base.is_empty();
+    let decoded = if !delta {
         decode_config(&push)
     } else {
         apply_delta(proxy.running().as_deref(), &push)
@@ -108,7 +109,7 @@ async fn apply_push(proxy: &Proxy, push: ConfigPush) -> proxy_message::Kind {
     config.version = push.version.clone();
     match proxy.apply(config).await {
         Ok(()) => {
-            tracing::info!(%version, "applied pushed config");
+            tracing::info!(%version, delta, "applied pushed config");
             proxy_message::Kind::Ack(Ack { version })
         }
         Err(e) => nack(e.to_string()),
