@@ -78,6 +78,9 @@ where
     }
 }
 
+/// Pushes up to this many bytes are copied into one chunk (HTTP/2's default frame size).
+const ONE_FRAME: usize = 16 * 1024;
+
 /// The response body: each push as a header chunk then its JSON chunks, then `grpc-status`
 /// trailers.
 struct PushBody {
@@ -106,6 +109,14 @@ impl http_body::Body for PushBody {
             Poll::Ready(Some(Ok(push))) => {
                 let trailer = frame_trailer(push.encoding, &push.delta_base);
                 let header = frame_header(&push.version, push.len, trailer.len());
+                if push.len <= ONE_FRAME {
+                    // A delta: one DATA frame, one write, rather than three.
+                    let mut whole = BytesMut::with_capacity(header.len() + push.len + trailer.len());
+                    whole.put_slice(&header);
+                    push.chunks.iter().for_each(|c| whole.put_slice(c));
+                    whole.put_slice(&trailer);
+                    return Poll::Ready(Some(Ok(Frame::data(whole.freeze()))));
+                }
                 self.json = push.chunks.into();
                 if !trailer.is_empty() {
                     self.json.push_back(trailer);
