@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
 use strait_mesh::{Cluster, ProxyConfig, RouteTable};
 
+use crate::compile::snapshot::{join, joined_len};
 use crate::compile::{JsonItems, SharedSidecarJson};
 
 /// Placeholder version, serialized where the real version goes.
@@ -57,33 +58,69 @@ impl PartialEq for SharedJson {
 
 impl Eq for SharedJson {}
 
-/// A shared piece of JSON and its gzip member, compressed once (on first use) for every proxy
-/// that takes gzip. Only whole pushes use it: with change-sized pushes a snapshot's pieces are
-/// mostly never sent whole, so compressing them up front would be wasted work on every change.
+/// A shared piece of JSON (the outbound table, or the clusters), kept as its per-service groups
+/// between two fixed ends. Its bytes are put together, and compressed into a gzip member, only
+/// when a whole push or a status needs them, once for every proxy: with change-sized pushes a
+/// snapshot's pieces are mostly never sent whole.
 #[derive(Debug, Clone)]
-struct Piece {
-    plain: Arc<[u8]>,
-    gzip: Arc<OnceLock<Arc<[u8]>>>,
+struct Piece(Arc<PieceInner>);
+
+#[derive(Debug)]
+struct PieceInner {
+    before: Arc<[u8]>,
+    groups: Vec<JsonItems>,
+    after: Arc<[u8]>,
+    len: usize,
+    plain: OnceLock<Arc<[u8]>>,
+    gzip: OnceLock<Arc<[u8]>>,
 }
 
 impl PartialEq for Piece {
     fn eq(&self, other: &Piece) -> bool {
-        Arc::ptr_eq(&self.plain, &other.plain) || self.plain == other.plain
+        let (a, b) = (&*self.0, &*other.0);
+        Arc::ptr_eq(&self.0, &other.0)
+            || (a.len == b.len
+                && a.before == b.before
+                && a.after == b.after
+                && a.groups.len() == b.groups.len()
+                && a.groups
+                    .iter()
+                    .zip(&b.groups)
+                    .all(|(x, y)| Arc::ptr_eq(&x.json, &y.json) || (x.count == y.count && x.json == y.json)))
     }
 }
 
 impl Eq for Piece {}
 
 impl Piece {
-    fn new(plain: Vec<u8>) -> Piece {
-        Piece {
-            plain: plain.into(),
-            gzip: Arc::new(OnceLock::new()),
-        }
+    fn new(before: Arc<[u8]>, groups: Vec<JsonItems>, after: Arc<[u8]>) -> Piece {
+        let len = before.len() + joined_len(&groups) + after.len();
+        Piece(Arc::new(PieceInner {
+            before,
+            groups,
+            after,
+            len,
+            plain: OnceLock::new(),
+            gzip: OnceLock::new(),
+        }))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len
+    }
+
+    fn plain(&self) -> Arc<[u8]> {
+        let p = &self.0;
+        p.plain
+            .get_or_init(|| [&p.before[..], &join(&p.groups), &p.after[..]].concat().into())
+            .clone()
     }
 
     fn gzip(&self) -> Arc<[u8]> {
-        self.gzip.get_or_init(|| gzip_member(&self.plain).into()).clone()
+        self.0
+            .gzip
+            .get_or_init(|| gzip_member(&self.plain()).into())
+            .clone()
     }
 }
 
@@ -92,13 +129,21 @@ impl SharedJson {
     /// and compresses each piece once for the proxies that accept gzip.
     /// A piece equal to `previous`'s is taken from it (same `Arc`s, no compression again).
     pub fn from_json(json: SharedSidecarJson, previous: Option<&SharedJson>) -> SharedJson {
-        let reuse = |plain: Vec<u8>, prev: Option<&Piece>| match prev {
-            Some(p) if *p.plain == *plain => p.clone(),
-            _ => Piece::new(plain),
+        let reuse = |piece: Piece, prev: Option<&Piece>| match prev {
+            Some(p) if *p == piece => p.clone(),
+            _ => piece,
         };
+        let (before, after) = json.outbound_around.clone();
+        let nothing: Arc<[u8]> = Arc::from(&b""[..]);
         SharedJson {
-            outbound: reuse(json.outbound, previous.map(|p| &p.outbound)),
-            clusters: reuse(json.clusters, previous.map(|p| &p.clusters)),
+            outbound: reuse(
+                Piece::new(before, json.vhost_groups.clone(), after),
+                previous.map(|p| &p.outbound),
+            ),
+            clusters: reuse(
+                Piece::new(nothing.clone(), json.cluster_groups.clone(), nothing),
+                previous.map(|p| &p.clusters),
+            ),
             groups: Groups {
                 vhosts: json.vhost_groups,
                 clusters: json.cluster_groups,
@@ -114,14 +159,14 @@ impl SharedJson {
 
     /// Bytes held.
     pub fn len(&self) -> usize {
-        self.outbound.plain.len() + self.clusters.plain.len()
+        self.outbound.len() + self.clusters.len()
     }
 
     /// Bytes of the gzip members made so far.
     pub fn gzip_len(&self) -> usize {
         [&self.outbound, &self.clusters]
             .iter()
-            .filter_map(|p| p.gzip.get())
+            .filter_map(|p| p.0.gzip.get())
             .map(|g| g.len())
             .sum()
     }
@@ -344,7 +389,7 @@ impl Body {
             .iter()
             .map(|s| match s {
                 Segment::Bytes(b) => b.len(),
-                Segment::Shared(p) => p.plain.len(),
+                Segment::Shared(p) => p.len(),
                 Segment::Version => 2,
             })
             .sum();
@@ -388,7 +433,7 @@ impl Body {
         for s in &self.segments {
             match s {
                 Segment::Bytes(b) => out.extend_from_slice(b),
-                Segment::Shared(p) => out.extend_from_slice(&p.plain),
+                Segment::Shared(p) => out.extend_from_slice(&p.plain()),
                 Segment::Version => out.extend_from_slice(version.as_bytes()),
             }
         }
@@ -432,7 +477,7 @@ impl Body {
             .iter()
             .map(|s| match s {
                 Segment::Bytes(b) => bytes::Bytes::from_owner(b.clone()),
-                Segment::Shared(p) => bytes::Bytes::from_owner(p.plain.clone()),
+                Segment::Shared(p) => bytes::Bytes::from_owner(p.plain()),
                 Segment::Version => version.clone(),
             })
             .filter(|b| !b.is_empty())
@@ -448,9 +493,7 @@ impl Body {
             && self.segments.iter().zip(&other.segments).all(|pair| match pair {
                 (Segment::Version, Segment::Version) => true,
                 (Segment::Bytes(a), Segment::Bytes(b)) => Arc::ptr_eq(a, b) || a == b,
-                (Segment::Shared(a), Segment::Shared(b)) => {
-                    Arc::ptr_eq(&a.plain, &b.plain) || a.plain == b.plain
-                }
+                (Segment::Shared(a), Segment::Shared(b)) => a == b,
                 _ => false,
             })
     }

@@ -217,13 +217,13 @@ fn shared_json_from_cached_pieces_equals_serializing_the_shared_part() {
         let clusters = serde_json::to_vec(&shared.clusters).expect("json");
         let json = compiler.shared_sidecar_json(&key, &mut cache);
         assert_eq!(
-            json.outbound,
+            json.outbound(),
             serde_json::to_vec(&shared.outbound).expect("json"),
             "{}",
             node.id
         );
         assert_eq!(
-            json.clusters,
+            json.clusters(),
             clusters[1..clusters.len() - 1].to_vec(),
             "{}",
             node.id
@@ -238,7 +238,8 @@ fn shared_json_from_cached_pieces_equals_serializing_the_shared_part() {
             parts.join(&b',')
         };
         let count = |groups: &[JsonItems]| groups.iter().map(|g| g.count as usize).sum::<usize>();
-        assert_eq!(joined(&json.cluster_groups), json.clusters);
+        assert_eq!(joined(&json.cluster_groups), json.clusters());
+        assert_eq!(joined_len(&json.cluster_groups), json.clusters().len());
         assert_eq!(count(&json.cluster_groups), shared.clusters.len());
         let vhosts = serde_json::to_vec(&shared.outbound.virtual_hosts).expect("json");
         assert_eq!(joined(&json.vhost_groups), vhosts[1..vhosts.len() - 1].to_vec());
@@ -270,10 +271,11 @@ fn pieces_of_an_older_snapshot_are_reused_only_where_nothing_they_depend_on_chan
         let mut pieces = PieceCache::default();
         let reused = new.shared_sidecar_json_reusing(&key, &mut pieces, Some((&old, &old_pieces)));
         let fresh = new.shared_sidecar_json(&key, &mut PieceCache::default());
-        assert_eq!(reused.outbound, fresh.outbound, "{}", node.id);
-        assert_eq!(reused.clusters, fresh.clusters, "{}", node.id);
+        assert_eq!(reused.outbound(), fresh.outbound(), "{}", node.id);
+        assert_eq!(reused.clusters(), fresh.clusters(), "{}", node.id);
         assert_ne!(
-            reused.outbound, first.outbound,
+            reused.outbound(),
+            first.outbound(),
             "{}: the change is in there",
             node.id
         );
