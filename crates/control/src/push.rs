@@ -253,7 +253,11 @@ impl PushServer {
             _ => {
                 // Indexing takes milliseconds: not under the lock, which connecting proxies take
                 // on the async workers.
-                let fresh = Arc::new(Prepared::new(snapshot, self.compiler.as_ref()));
+                let fresh = Arc::new(Prepared::new(
+                    snapshot,
+                    self.compiler.as_ref(),
+                    previous.as_deref(),
+                ));
                 let mut cached = cache();
                 match cached.as_ref() {
                     // Someone prepared the same snapshot meanwhile: share theirs.

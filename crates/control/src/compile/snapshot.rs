@@ -146,7 +146,7 @@ struct NamespaceRules {
 #[derive(Debug)]
 pub struct SnapshotCompiler<R: AsRef<[Resource]>> {
     resources: R,
-    registry: Registry,
+    registry: Arc<Registry>,
     /// Service hosts in registry order (position = index here).
     hosts: Vec<String>,
     /// VirtualService resource indices, oldest first.
@@ -170,8 +170,18 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
     /// Indexes `resources`: the registry, VirtualService owners per host, DestinationRules per
     /// namespace and host, endpoints per workload. Costs about one `compile()`.
     pub fn new(resources: R) -> Self {
+        Self::new_after::<R>(resources, None)
+    }
+
+    /// [`SnapshotCompiler::new`], sharing `older`'s registry when every ServiceEntry and
+    /// WorkloadEntry is the same in both snapshots (the registry is derived from nothing else):
+    /// most changes are routing rules, and building the registry is half of indexing.
+    pub fn new_after<O: AsRef<[Resource]>>(resources: R, older: Option<&SnapshotCompiler<O>>) -> Self {
         let all = resources.as_ref();
-        let registry = Registry::build(all);
+        let registry = match older {
+            Some(o) if same_registry_inputs(o.resources(), all) => o.registry.clone(),
+            _ => Arc::new(Registry::build(all)),
+        };
         let hosts: Vec<String> = registry.services.keys().cloned().collect();
         let virtual_services = sorted_virtual_service_indices(all);
 
@@ -517,6 +527,15 @@ pub fn assemble(shared: &SharedSidecar, own: ProxyConfig) -> ProxyConfig {
     }
     .assemble(&mut config, shared.outbound.clone(), shared.clusters.clone());
     config
+}
+
+/// Whether both snapshots have the same ServiceEntries and WorkloadEntries (in store order).
+fn same_registry_inputs(a: &[Resource], b: &[Resource]) -> bool {
+    fn inputs(all: &[Resource]) -> impl Iterator<Item = &Resource> {
+        all.iter()
+            .filter(|r| matches!(r.spec, Spec::ServiceEntry(_) | Spec::WorkloadEntry(_)))
+    }
+    inputs(a).eq(inputs(b))
 }
 
 /// The VirtualService at index `i` (indices are only ever taken from VirtualServices).

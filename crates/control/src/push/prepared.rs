@@ -48,12 +48,21 @@ impl std::fmt::Debug for Prepared {
 
 impl Prepared {
     /// Indexes `snapshot` (or wraps the custom compiler).
-    pub fn new(snapshot: &Snapshot, custom: Option<&Compiler>) -> Prepared {
+    /// `previous`, an older prepared snapshot, lends its registry when the workloads and
+    /// services did not change.
+    pub fn new(snapshot: &Snapshot, custom: Option<&Compiler>, previous: Option<&Prepared>) -> Prepared {
         let how = match custom {
             Some(c) => How::Custom(c.clone(), snapshot.resources.clone()),
-            None => How::Indexed(Box::new(SnapshotCompiler::new(Shared(
-                snapshot.resources.clone(),
-            )))),
+            None => {
+                let older = previous.and_then(|p| match &p.how {
+                    How::Indexed(c) => Some(&**c),
+                    How::Custom(..) => None,
+                });
+                How::Indexed(Box::new(SnapshotCompiler::new_after(
+                    Shared(snapshot.resources.clone()),
+                    older,
+                )))
+            }
         };
         Prepared {
             revision: snapshot.revision,

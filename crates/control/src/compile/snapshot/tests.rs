@@ -263,7 +263,23 @@ fn pieces_of_an_older_snapshot_are_reused_only_where_nothing_they_depend_on_chan
         }
     }
     let old = SnapshotCompiler::new(before.as_slice());
-    let new = SnapshotCompiler::new(after.as_slice());
+    let new = SnapshotCompiler::new_after(after.as_slice(), Some(&old));
+    assert!(
+        Arc::ptr_eq(&new.registry, &old.registry),
+        "only a VirtualService changed: the registry is shared"
+    );
+    let mut moved = after.clone();
+    for r in &mut moved {
+        if let strait_api::Spec::WorkloadEntry(we) = &mut r.spec {
+            we.address = "10.99.99.99".into();
+            break;
+        }
+    }
+    let rebuilt = SnapshotCompiler::new_after(moved.as_slice(), Some(&new));
+    assert!(
+        !Arc::ptr_eq(&rebuilt.registry, &new.registry),
+        "a workload moved: rebuilt"
+    );
     for node in nodes().into_iter().filter(|n| n.role == ProxyRole::Sidecar) {
         let key = old.share_key(&node).expect("sidecar");
         let mut old_pieces = PieceCache::default();
