@@ -296,13 +296,12 @@ async fn route_request(
             resp
         }
         Action::Forward(weighted) => {
-            let matched_prefix = matched_prefix.map(str::to_string);
             return upstream::forward(
                 snap,
                 &route,
                 weighted,
                 canon,
-                matched_prefix.as_deref(),
+                matched_prefix,
                 req,
                 cors_origin,
                 outcome,

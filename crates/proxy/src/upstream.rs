@@ -183,9 +183,10 @@ pub(crate) async fn forward(
             headers.insert(FORWARDED_FOR, v);
         }
     }
-    if !headers.contains_key(FORWARDED_PROTO) {
-        headers.insert(FORWARDED_PROTO, HeaderValue::from_static(canon.scheme));
-    }
+    // One hashed lookup, not a `contains_key` then an `insert`.
+    headers
+        .entry(FORWARDED_PROTO)
+        .or_insert_with(|| HeaderValue::from_static(canon.scheme));
     // The first try's attempt count, replacing any the client sent. Set here once, so the per-try
     // copy of the map needs no insert (an insert into a clone, which has no spare room, grew and
     // rehashed it: ~800 Ir a request).
