@@ -164,6 +164,28 @@ pub fn kubernetes_services(docs: &[Document]) -> Vec<ServiceInfo> {
 
 /// Analyzes `resources` knowing `services` (e.g. Kubernetes Services) besides ServiceEntries.
 pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -> Vec<Diagnostic> {
+    analyze_inner(resources, services, &|_| true)
+}
+
+/// The findings about the resources `report_on` accepts, with all of `resources` as context:
+/// what [`analyze`] reports on them, without checking every other VirtualService of a large
+/// store (an apply of one resource into 1,000 services checks that one).
+pub fn analyze_only(resources: &[Resource], report_on: &dyn Fn(&Resource) -> bool) -> Vec<Diagnostic> {
+    let mut out = analyze_inner(resources, &[], report_on);
+    let names: BTreeSet<String> = resources
+        .iter()
+        .filter(|r| report_on(r))
+        .map(|r| r.display_name())
+        .collect();
+    out.retain(|d| names.contains(&d.resource));
+    out
+}
+
+fn analyze_inner(
+    resources: &[Resource],
+    services: &[ServiceInfo],
+    report_on: &dyn Fn(&Resource) -> bool,
+) -> Vec<Diagnostic> {
     let mut known: Vec<ServiceInfo> = services.to_vec();
     let mut gateways = BTreeSet::new();
     // (resolved DR host, DR namespace, exportTo, subset names)
@@ -197,6 +219,9 @@ pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -
         let Spec::VirtualService(vs) = &r.spec else {
             continue;
         };
+        if !report_on(r) {
+            continue;
+        }
         let ns = r.namespace();
         let mut report = |code: &'static str, message: String| {
             out.push(Diagnostic {
@@ -493,6 +518,50 @@ spec: {hosts: [a.example.com], tls: [{match: [{sniHosts: [a.example.com]}], rout
             .filter_map(|d| if let Document::Istio(r) = d { Some(r) } else { None })
             .collect();
         assert_eq!(analyze(&resources), Vec::new());
+    }
+
+    #[test]
+    fn analyzing_only_some_resources_reports_what_the_whole_analysis_says_of_them() {
+        let vs = |name: &str, host: &str| {
+            format!(
+                "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+                 metadata: {{name: {name}, namespace: default}}\n\
+                 spec: {{hosts: [{name}.example.com], http: [{{route: [{{destination: {{host: {host}}}}}]}}]}}\n"
+            )
+        };
+        let text = [
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: se, namespace: default}\n\
+             spec: {hosts: [known.example.com], ports: [{number: 80, name: http}]}\n"
+                .to_string(),
+            vs("a", "nowhere"),
+            vs("b", "known.example.com"),
+            vs("c", "elsewhere"),
+            // Claims the same host as `a`: IST0109 for both.
+            "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+             metadata: {name: a2, namespace: default}\nspec: {hosts: [a.example.com], http: [{route: [{destination: {host: known.example.com}}]}]}\n"
+                .to_string(),
+        ]
+        .concat();
+        let resources: Vec<Resource> = docs(&text)
+            .into_iter()
+            .filter_map(|d| if let Document::Istio(r) = d { Some(r) } else { None })
+            .collect();
+        let all = analyze(&resources);
+        for picked in [&["a"][..], &["b"], &["c", "a2"], &[]] {
+            let only = analyze_only(&resources, &|r| picked.contains(&r.name()));
+            let expected: Vec<Diagnostic> = all
+                .iter()
+                .filter(|d| {
+                    picked
+                        .iter()
+                        .any(|p| d.resource == format!("VirtualService default/{p}"))
+                })
+                .cloned()
+                .collect();
+            assert_eq!(only, expected, "{picked:?}");
+        }
+        assert!(all.iter().any(|d| d.code == "IST0109"), "{all:?}");
+        assert!(all.iter().any(|d| d.code == "IST0101"), "{all:?}");
     }
 
     #[test]

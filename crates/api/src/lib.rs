@@ -15,7 +15,7 @@ pub mod resource;
 pub mod security;
 pub mod validate;
 
-pub use analyze::{Diagnostic, analyze};
+pub use analyze::{Diagnostic, analyze, analyze_only};
 pub use kind::Kind;
 pub use meta::ObjectMeta;
 pub use parse::{ApiError, Document, KubernetesObject, parse_documents};

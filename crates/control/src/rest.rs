@@ -161,9 +161,11 @@ fn analysis_of(store: &Store, outcome: &WriteOutcome) -> Vec<String> {
         .iter()
         .map(|r| format!("{} {}/{}", r.kind, r.namespace, r.name))
         .collect();
-    strait_api::analyze(&store.snapshot())
+    // The shared snapshot (no copy), and only the written resources checked: this runs beside
+    // the push server's recompilation of the same change.
+    let snapshot = store.shared_snapshot();
+    strait_api::analyze_only(&snapshot.resources, &|r| written.contains(&r.display_name()))
         .into_iter()
-        .filter(|d| written.contains(&d.resource))
         .map(|d| d.to_string())
         .collect()
 }
