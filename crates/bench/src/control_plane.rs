@@ -241,9 +241,9 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
     if connect_all_acked_ms.is_some() {
         for k in 0..opts.rounds {
             let text = mutation(&opts.size, k);
-            let s = store.clone();
             let started = micros_now();
-            tokio::task::spawn_blocking(move || s.apply_text(&text, "bench-round", false)).await??;
+            // What `strait apply -f` sends: one POST to the REST API (store write, analyzer).
+            rest_apply(cp.rest_addr, text).await?;
             let version = store.revision().to_string();
             match wait_acks(
                 &mut lines,
@@ -324,5 +324,28 @@ pub fn write(path: &Path, result: &ControlPlaneResult) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, serde_json::to_string_pretty(result)?)?;
+    Ok(())
+}
+
+/// `POST /api/v1/apply` with `yaml`, as `strait apply -f` does; an error unless 200.
+async fn rest_apply(addr: SocketAddr, yaml: String) -> anyhow::Result<()> {
+    use http_body_util::{BodyExt, Full};
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    let driver = tokio::spawn(conn);
+    let request = http::Request::post("/api/v1/apply")
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::CONTENT_TYPE, "application/yaml")
+        .body(Full::new(bytes::Bytes::from(yaml)))?;
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    driver.abort();
+    anyhow::ensure!(
+        status == http::StatusCode::OK,
+        "apply through the REST API answered {status}: {}",
+        String::from_utf8_lossy(&body)
+    );
     Ok(())
 }
