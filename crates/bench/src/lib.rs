@@ -15,6 +15,7 @@ pub mod control_plane;
 pub mod loadgen;
 pub mod process;
 pub mod procfs;
+pub mod repeat;
 pub mod report;
 pub mod results;
 pub mod runner;

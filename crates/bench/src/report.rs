@@ -3,14 +3,18 @@
 
 use std::fmt::Write;
 
-use crate::results::{CellStatus, Results};
-
-fn us(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.0}")).unwrap_or_else(|| "–".into())
-}
+use crate::results::{CellStatus, Results, Spread};
 
 fn num(v: Option<f64>, digits: usize) -> String {
     v.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "–".into())
+}
+
+/// `123 (118–130)`: a median with the min–max of its runs, when there were several.
+fn ranged(v: Option<f64>, range: Option<(f64, f64)>, digits: usize) -> String {
+    match (v, range) {
+        (Some(v), Some((lo, hi))) => format!("{v:.digits$} ({lo:.digits$}–{hi:.digits$})"),
+        _ => num(v, digits),
+    }
 }
 
 fn mb(v: Option<u64>) -> String {
@@ -36,6 +40,15 @@ pub fn markdown(r: &Results) -> String {
          RSS in MB, all processes of the cell.\n",
         r.fixed_rps
     );
+    if let Some(n) = r.repeat.filter(|n| *n > 1) {
+        let seed = r.seed.map(|s| format!(", order seed {s}")).unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "Each figure is the median of {n} runs per cell, cells in a fresh random order every round \
+             (min–max of the runs in brackets; errors summed; RSS load = highest; RSS idle = before any \
+             load){seed}.\n"
+        );
+    }
     let _ = writeln!(
         o,
         "| cell | hops | proto | p50 | p90 | p99 | p99.9 | added p50 / p99 | rate | errors | max rps | \
@@ -46,6 +59,7 @@ pub fn markdown(r: &Results) -> String {
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for c in &r.cells {
+        let s = c.spread.clone().unwrap_or_default();
         let added = match (r.added(&c.name, |c| c.p50_us), r.added(&c.name, |c| c.p99_us)) {
             (Some(a), Some(b)) if c.hops > 0 => format!("{a:+.0} / {b:+.0}"),
             _ => "–".into(),
@@ -56,16 +70,16 @@ pub fn markdown(r: &Results) -> String {
             c.name,
             c.hops,
             c.protocol,
-            us(c.p50_us),
-            us(c.p90_us),
-            us(c.p99_us),
-            us(c.p999_us),
+            ranged(c.p50_us, s.p50_us, 0),
+            ranged(c.p90_us, s.p90_us, 0),
+            ranged(c.p99_us, s.p99_us, 0),
+            ranged(c.p999_us, s.p999_us, 0),
             added,
             num(c.rate_rps, 0),
             c.errors.map(|e| e.to_string()).unwrap_or_else(|| "–".into()),
-            num(c.max_rps, 0),
-            num(c.cpu_s_per_10k, 3),
-            num(c.cpu_s_per_10k_max, 3),
+            ranged(c.max_rps, s.max_rps, 0),
+            ranged(c.cpu_s_per_10k, s.cpu_s_per_10k, 3),
+            ranged(c.cpu_s_per_10k_max, s.cpu_s_per_10k_max, 3),
             mb(c.rss_idle_kb),
             mb(c.rss_load_kb),
             status(c.status),
@@ -80,6 +94,17 @@ pub fn markdown(r: &Results) -> String {
     if !notes.is_empty() {
         let _ = writeln!(o, "\n{}", notes.join("\n"));
     }
+    if r.repeat.is_some_and(|n| n > 1) && !r.order.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nOrder:\n\n{}",
+            r.order
+                .iter()
+                .map(|l| format!("- {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
     if let Some(rate) = r.half_max_rps {
         let _ = writeln!(
             o,
@@ -92,17 +117,18 @@ pub fn markdown(r: &Results) -> String {
         let _ = writeln!(o, "|---|---|---|---|---|---|---|---|---|");
         for c in &r.cells {
             let Some(h) = &c.half_max else { continue };
+            let s: Spread = h.spread.clone().unwrap_or_default();
             let _ = writeln!(
                 o,
-                "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} |",
                 c.name,
-                h.p50_us,
-                h.p90_us,
-                h.p99_us,
-                h.p999_us,
+                ranged(Some(h.p50_us), s.p50_us, 0),
+                ranged(Some(h.p90_us), s.p90_us, 0),
+                ranged(Some(h.p99_us), s.p99_us, 0),
+                ranged(Some(h.p999_us), s.p999_us, 0),
                 h.rate_rps,
                 h.errors,
-                num(h.cpu_s_per_10k, 3),
+                ranged(h.cpu_s_per_10k, s.cpu_s_per_10k, 3),
                 if h.valid { "yes" } else { "**no**" }
             );
         }

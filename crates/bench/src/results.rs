@@ -36,6 +36,36 @@ pub struct RatePoint {
     pub cpu_s_per_10k: Option<f64>,
     /// True when the rate was reached (within [`RATE_TOLERANCE`]) with no errors.
     pub valid: bool,
+    /// Min–max over the runs when the point is the median of several (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+}
+
+/// Min–max over the runs of a repeated cell (performance.md §7.1: "report median of runs and
+/// min–max"), for the figures that move between runs. Each pair is `[min, max]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// p50 range, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_us: Option<(f64, f64)>,
+    /// p90 range, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_us: Option<(f64, f64)>,
+    /// p99 range, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_us: Option<(f64, f64)>,
+    /// p99.9 range, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999_us: Option<(f64, f64)>,
+    /// Maximum-throughput range, requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rps: Option<(f64, f64)>,
+    /// CPU-seconds per 10,000 requests at the fixed rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_10k: Option<(f64, f64)>,
+    /// CPU-seconds per 10,000 requests at the maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_per_10k_max: Option<(f64, f64)>,
 }
 
 /// How far below its target a run may fall and still be valid.
@@ -83,6 +113,12 @@ pub struct CellResult {
     pub rss_load_kb: Option<u64>,
     /// The run at 50% of the weakest candidate's maximum.
     pub half_max: Option<RatePoint>,
+    /// How many runs the figures are the median of (absent in files written before repeats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u32>,
+    /// Min–max over those runs, when there were several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
 }
 
 impl CellResult {
@@ -106,6 +142,8 @@ impl CellResult {
             rss_idle_kb: None,
             rss_load_kb: None,
             half_max: None,
+            runs: None,
+            spread: None,
         }
     }
 
@@ -239,6 +277,15 @@ pub struct Results {
     pub control_plane: Option<ControlPlaneResult>,
     /// Goals of issue #3.
     pub goals: Vec<Goal>,
+    /// Runs per cell (`--repeat`); absent in files written before repeats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
+    /// Seed of the cell-order shuffles (`--seed` reproduces the order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The order the cells ran in, one line per pass and round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub order: Vec<String>,
 }
 
 impl Results {
@@ -352,6 +399,7 @@ mod tests {
             p999_us: p50 * 8.0,
             cpu_s_per_10k: Some(cpu),
             valid: true,
+            spread: None,
         });
         c
     }
@@ -385,6 +433,70 @@ mod tests {
         assert_eq!(c["status"], "valid");
         let back: Results = serde_json::from_value(json).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn results_json_round_trips_with_runs_spread_and_seed() {
+        let mut c = cell("strait", "http1", 120.0, 0.4);
+        c.runs = Some(3);
+        c.spread = Some(Spread {
+            p50_us: Some((110.0, 130.0)),
+            cpu_s_per_10k: Some((0.3, 0.5)),
+            ..Spread::default()
+        });
+        c.half_max = Some(RatePoint {
+            spread: Some(Spread {
+                p99_us: Some((400.0, 450.0)),
+                ..Spread::default()
+            }),
+            ..RatePoint::default()
+        });
+        let r = Results {
+            cells: vec![c],
+            repeat: Some(3),
+            seed: Some(u64::MAX),
+            order: vec!["pass 1, round 1/3: strait".into()],
+            ..Results::default()
+        };
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["seed"], serde_json::json!(u64::MAX));
+        assert_eq!(json["cells"][0]["runs"], 3);
+        assert_eq!(
+            json["cells"][0]["spread"]["p50_us"],
+            serde_json::json!([110.0, 130.0])
+        );
+        assert!(
+            json["cells"][0]["spread"].get("p99_us").is_none(),
+            "absent ranges are omitted"
+        );
+        let back: Results = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn results_json_from_before_repeats_still_parses() {
+        // A cell and a half-max point as results.json held them before `--repeat`.
+        let old = r#"{"mode":"quick","command":"bench/run --quick","finished_at":"2026-11-26T10:00:00Z",
+            "machine":[],"fixed_rps":1000.0,"half_max_rps":9000.0,"control_plane":null,"goals":[],
+            "cells":[{"name":"nginx","hops":1,"protocol":"http1","status":"valid","note":"",
+            "p50_us":150.0,"p90_us":200.0,"p99_us":300.0,"p999_us":900.0,"rate_rps":1000.0,
+            "errors":0,"max_rps":18000.0,"cpu_s_per_10k":0.5,"cpu_s_per_10k_max":0.4,
+            "rss_idle_kb":3000,"rss_load_kb":4000,"half_max":{"target_rps":9000.0,"rate_rps":9000.0,
+            "errors":0,"p50_us":160.0,"p90_us":210.0,"p99_us":320.0,"p999_us":950.0,
+            "cpu_s_per_10k":0.45,"valid":true}}]}"#;
+        let r: Results = serde_json::from_str(old).unwrap();
+        let c = &r.cells[0];
+        assert_eq!((c.runs, c.spread.clone()), (None, None));
+        assert_eq!(c.half_max.as_ref().map(|h| h.spread.is_none()), Some(true));
+        assert_eq!((r.repeat, r.seed, r.order.len()), (None, None, 0));
+        assert_eq!(c.p99_us, Some(300.0));
+        // Written again, it has no new keys.
+        let json = serde_json::to_value(&r).unwrap();
+        for key in ["repeat", "seed", "order"] {
+            assert!(json.get(key).is_none(), "{key}");
+        }
+        assert!(json["cells"][0].get("runs").is_none());
+        assert!(json["cells"][0].get("spread").is_none());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::loadgen::{self, LoadSpec};
 use crate::process::{Managed, accepts, available};
 use crate::results::{CellResult, CellStatus, ControlPlaneResult, Results};
-use crate::{chart, procfs, report};
+use crate::{chart, procfs, repeat, report};
 use cells::{CellDef, Layout, Programs};
 use measure::Load;
 
@@ -40,6 +40,10 @@ pub struct RunnerOptions {
     pub port_base: u16,
     /// The command line, for the report.
     pub command: String,
+    /// Rounds per pass: every cell is measured this many times and reported as the median.
+    pub repeat: u32,
+    /// Seed of the per-round cell-order shuffles (recorded in the results).
+    pub seed: u64,
 }
 
 struct Timing {
@@ -76,8 +80,13 @@ pub const CONNECTIONS: usize = 16;
 
 struct Running {
     def: CellDef,
-    result: CellResult,
+    /// Name, protocol and the notes that hold for every run.
+    base: CellResult,
+    /// One result per round: pass 1 creates it, pass 2 adds `half_max`.
+    runs: Vec<CellResult>,
     procs: Vec<Managed>,
+    /// Did not start, or broke during a run: skipped from then on.
+    dead: bool,
 }
 
 impl Running {
@@ -85,10 +94,10 @@ impl Running {
         self.procs.iter().flat_map(Managed::tree).collect()
     }
 
-    fn fail(&mut self, why: &str) {
-        self.result.status = CellStatus::Failed;
-        self.result.add_note(why);
+    /// Stops the cell's processes; it is not measured again.
+    fn stop(&mut self) {
         self.procs.clear();
+        self.dead = true;
     }
 }
 
@@ -144,15 +153,15 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
     };
     let mut cells: Vec<Running> = Vec::new();
     for def in defs {
-        let mut result = CellResult::empty(&def.name, def.hops, if def.http2 { "h2" } else { "http1" });
-        result.add_note(&def.note);
+        let mut base = CellResult::empty(&def.name, def.hops, if def.http2 { "h2" } else { "http1" });
+        base.add_note(&def.note);
         if def.is_strait() && programs.strait.exists() {
-            result.add_note(if programs.strait_args.is_empty() {
+            base.add_note(if programs.strait_args.is_empty() {
                 "Strait's access log is ON (this build has no --no-access-log; lines go to /dev/null)"
             } else {
                 "access log off (--no-access-log), like nginx and HAProxy"
             });
-            result.add_note(if programs.strait_prefix.is_empty() {
+            base.add_note(if programs.strait_prefix.is_empty() {
                 "proxy binary: strait-proxy (proxy only)"
             } else {
                 "proxy binary: strait proxy (the all-in-one CLI)"
@@ -163,114 +172,79 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("[bench] {}: {e}", def.name);
-                result.add_note(&e);
+                base.add_note(&e);
                 Vec::new()
             }
         };
-        let started = !procs.is_empty() || def.procs.is_empty();
-        let mut cell = Running { def, result, procs };
-        if started {
-            cell.result.status = CellStatus::Invalid;
-        }
-        cells.push(cell);
+        let dead = procs.is_empty() && !def.procs.is_empty();
+        cells.push(Running {
+            def,
+            base,
+            runs: Vec::new(),
+            procs,
+            dead,
+        });
     }
+
+    // §7.1: every pass runs `repeat` rounds, each in a fresh random order (drawn up front from
+    // the seed, so `--seed` reproduces it even when a cell drops out).
+    let rounds = opts.repeat.max(1) as usize;
+    let all_orders = repeat::orders(opts.seed, 2 * rounds, cells.len());
+    let (first, second) = all_orders.split_at(rounds);
+    eprintln!(
+        "[bench] {rounds} round(s) per pass, cell order seed {}",
+        opts.seed
+    );
+    let ctx = Ctx {
+        bench_load: &bench_load,
+        timing: &timing,
+        ticks,
+        use_wrk,
+    };
+    let mut order_lines = Vec::new();
 
     // Pass 1: idle RSS, smoke request, 1,000 rps, maximum.
-    for cell in cells.iter_mut().filter(|c| c.result.status != CellStatus::Failed) {
-        eprintln!(
-            "[bench] {}: {FIXED_RPS} rps for {} s, then max for {} s",
-            cell.def.name, timing.fixed, timing.max
-        );
-        let pids = cell.pids();
-        if !pids.is_empty() {
-            cell.result.rss_idle_kb = procfs::memory(&pids).ok().map(|m| m.rss_kb);
-        }
-        if let Err(e) = smoke(&cell.def).await {
-            let prefix = if cell.def.is_strait() {
-                "strait proxy not ready: "
-            } else {
-                ""
-            };
-            cell.fail(&format!("{prefix}a test request failed: {e}"));
-            continue;
-        }
-        let load = Load {
-            bench_load: &bench_load,
-            target: cell.def.target,
-            host: &cell.def.host,
-            http2: cell.def.http2,
-            connections: CONNECTIONS,
-            rate: FIXED_RPS,
-            warmup: timing.warmup,
-            duration: timing.fixed,
-        };
-        match measure::fixed(&load, &pids, ticks).await {
-            Ok((point, usage, report)) => {
-                cell.result.set_fixed(&point);
-                cell.result.rss_load_kb = usage.rss_max_kb;
-                if let Some(e) = report.first_error {
-                    cell.result.add_note(&format!("first error at 1,000 rps: {e}"));
-                }
-            }
-            Err(e) => {
-                cell.fail(&format!("the 1,000 rps run failed: {e}"));
+    for (round, order) in first.iter().enumerate() {
+        let line = order_line(1, round, rounds, order, &cells);
+        eprintln!("[bench] {line}");
+        order_lines.push(line);
+        for &i in order {
+            let Some(cell) = cells.get_mut(i).filter(|c| !c.dead) else {
                 continue;
-            }
-        }
-        let max_load = Load {
-            duration: timing.max,
-            ..load
-        };
-        match measure::max(&max_load, use_wrk, &pids, ticks).await {
-            Ok((rps, cpu, usage, errors)) => {
-                cell.result.max_rps = Some(rps);
-                cell.result.cpu_s_per_10k_max = cpu;
-                cell.result.rss_load_kb = cell.result.rss_load_kb.max(usage.rss_max_kb);
-                if errors > 0 {
-                    cell.result
-                        .add_note(&format!("{errors} errors in the maximum-throughput run"));
-                }
-            }
-            Err(e) => cell
-                .result
-                .add_note(&format!("maximum-throughput run failed: {e}")),
+            };
+            let run = pass_one(cell, &ctx).await;
+            cell.runs.push(run);
         }
     }
 
-    // Pass 2: 50% of the weakest candidate's maximum.
+    // Pass 2: 50% of the weakest candidate's maximum, the median over the pass-1 rounds.
     let weakest = cells
         .iter()
-        .filter(|c| c.def.hops > 0 && c.result.status != CellStatus::Failed)
-        .filter_map(|c| c.result.max_rps)
+        .filter(|c| c.def.hops > 0 && !c.dead)
+        .filter_map(|c| {
+            let measured = c.runs.iter().filter(|r| r.status != CellStatus::Failed);
+            repeat::median(&measured.filter_map(|r| r.max_rps).collect::<Vec<_>>())
+        })
         .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.min(v))));
     let half = weakest.map(|w| (w * 0.5).floor());
     if let Some(rate) = half {
-        for cell in cells.iter_mut().filter(|c| c.result.status != CellStatus::Failed) {
-            eprintln!(
-                "[bench] {}: {rate} rps (50% of the weakest maximum) for {} s",
-                cell.def.name, timing.half
-            );
-            let pids = cell.pids();
-            let load = Load {
-                bench_load: &bench_load,
-                target: cell.def.target,
-                host: &cell.def.host,
-                http2: cell.def.http2,
-                connections: CONNECTIONS,
-                rate,
-                warmup: timing.warmup,
-                duration: timing.half,
-            };
-            match measure::fixed(&load, &pids, ticks).await {
-                Ok((point, usage, _)) => {
-                    cell.result.half_max = Some(point);
-                    cell.result.rss_load_kb = cell.result.rss_load_kb.max(usage.rss_max_kb);
-                }
-                Err(e) => cell.result.add_note(&format!("the 50%-of-max run failed: {e}")),
+        for (round, order) in second.iter().enumerate() {
+            let line = order_line(2, round, rounds, order, &cells);
+            eprintln!("[bench] {line}");
+            order_lines.push(line);
+            for &i in order {
+                let Some(cell) = cells.get_mut(i).filter(|c| !c.dead) else {
+                    continue;
+                };
+                pass_two(cell, round, rate, &ctx).await;
             }
         }
     }
-    let cell_results: Vec<CellResult> = cells.into_iter().map(|c| c.result).collect();
+    let cell_results: Vec<CellResult> = cells
+        .iter()
+        .map(|c| repeat::aggregate(&c.base, &c.runs))
+        .collect();
+    drop(cells);
     drop(backend);
 
     let control_plane = if opts.control_plane {
@@ -299,10 +273,126 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
         cells: cell_results,
         control_plane,
         goals: Vec::new(),
+        repeat: Some(rounds as u32),
+        seed: Some(opts.seed),
+        order: order_lines,
     };
     results.evaluate_goals();
     write_outputs(&results, out, opts.docs.as_deref())?;
     Ok(results)
+}
+
+/// What every measurement of a run needs.
+struct Ctx<'a> {
+    bench_load: &'a Path,
+    timing: &'a Timing,
+    ticks: f64,
+    use_wrk: bool,
+}
+
+/// `pass 1, round 2/3: strait, direct, nginx` (the cells still running, in the order they run).
+fn order_line(pass: u32, round: usize, rounds: usize, order: &[usize], cells: &[Running]) -> String {
+    let names: Vec<&str> = order
+        .iter()
+        .filter_map(|&i| cells.get(i))
+        .filter(|c| !c.dead)
+        .map(|c| c.def.name.as_str())
+        .collect();
+    format!("pass {pass}, round {}/{rounds}: {}", round + 1, names.join(", "))
+}
+
+/// One pass-1 run of a cell: idle RSS, smoke request, 1,000 rps, maximum. A cell that breaks is
+/// stopped and skipped from then on.
+async fn pass_one(cell: &mut Running, ctx: &Ctx<'_>) -> CellResult {
+    let mut run = CellResult::empty(&cell.def.name, cell.def.hops, &cell.base.protocol);
+    eprintln!(
+        "[bench] {}: {FIXED_RPS} rps for {} s, then max for {} s",
+        cell.def.name, ctx.timing.fixed, ctx.timing.max
+    );
+    let pids = cell.pids();
+    if !pids.is_empty() {
+        run.rss_idle_kb = procfs::memory(&pids).ok().map(|m| m.rss_kb);
+    }
+    if let Err(e) = smoke(&cell.def).await {
+        let prefix = if cell.def.is_strait() {
+            "strait proxy not ready: "
+        } else {
+            ""
+        };
+        cell.stop();
+        run.add_note(&format!("{prefix}a test request failed: {e}"));
+        return run;
+    }
+    let load = Load {
+        bench_load: ctx.bench_load,
+        target: cell.def.target,
+        host: &cell.def.host,
+        http2: cell.def.http2,
+        connections: CONNECTIONS,
+        rate: FIXED_RPS,
+        warmup: ctx.timing.warmup,
+        duration: ctx.timing.fixed,
+    };
+    match measure::fixed(&load, &pids, ctx.ticks).await {
+        Ok((point, usage, report)) => {
+            run.set_fixed(&point);
+            run.rss_load_kb = usage.rss_max_kb;
+            if let Some(e) = report.first_error {
+                run.add_note(&format!("first error at 1,000 rps: {e}"));
+            }
+        }
+        Err(e) => {
+            cell.stop();
+            run.add_note(&format!("the 1,000 rps run failed: {e}"));
+            return run;
+        }
+    }
+    let max_load = Load {
+        duration: ctx.timing.max,
+        ..load
+    };
+    match measure::max(&max_load, ctx.use_wrk, &pids, ctx.ticks).await {
+        Ok((rps, cpu, usage, errors)) => {
+            run.max_rps = Some(rps);
+            run.cpu_s_per_10k_max = cpu;
+            run.rss_load_kb = run.rss_load_kb.max(usage.rss_max_kb);
+            if errors > 0 {
+                run.add_note(&format!("{errors} errors in the maximum-throughput run"));
+            }
+        }
+        Err(e) => run.add_note(&format!("maximum-throughput run failed: {e}")),
+    }
+    run
+}
+
+/// One pass-2 run of a cell at `rate`, stored in the run of the same round.
+async fn pass_two(cell: &mut Running, round: usize, rate: f64, ctx: &Ctx<'_>) {
+    eprintln!(
+        "[bench] {}: {rate} rps (50% of the weakest maximum) for {} s",
+        cell.def.name, ctx.timing.half
+    );
+    let pids = cell.pids();
+    let load = Load {
+        bench_load: ctx.bench_load,
+        target: cell.def.target,
+        host: &cell.def.host,
+        http2: cell.def.http2,
+        connections: CONNECTIONS,
+        rate,
+        warmup: ctx.timing.warmup,
+        duration: ctx.timing.half,
+    };
+    let outcome = measure::fixed(&load, &pids, ctx.ticks).await;
+    let Some(run) = cell.runs.get_mut(round) else {
+        return;
+    };
+    match outcome {
+        Ok((point, usage, _)) => {
+            run.half_max = Some(point);
+            run.rss_load_kb = run.rss_load_kb.max(usage.rss_max_kb);
+        }
+        Err(e) => run.add_note(&format!("the 50%-of-max run failed: {e}")),
+    }
 }
 
 /// A few requests through the cell before measuring, so a broken cell fails with a reason.

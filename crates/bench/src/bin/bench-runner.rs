@@ -41,6 +41,15 @@ struct Args {
     /// Do not measure: re-render the report (and docs with --update-docs) from this results.json.
     #[arg(long)]
     render_from: Option<PathBuf>,
+    /// Runs per cell: each pass runs this many rounds, every round in a fresh random cell order,
+    /// and each figure is the median of the runs (min–max beside it) [default: 1 with --quick,
+    /// 3 otherwise].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    repeat: Option<u32>,
+    /// Seed of the cell-order shuffles (printed and recorded in results.json; pass it again to
+    /// reproduce an order) [default: random].
+    #[arg(long)]
+    seed: Option<u64>,
     /// The command to print in the report (bench/run passes its own).
     #[arg(long, default_value = "")]
     command: String,
@@ -64,6 +73,8 @@ fn main() -> anyhow::Result<()> {
         docs: a.update_docs.then(|| PathBuf::from("docs/benchmarks.md")),
         port_base: a.port_base,
         command,
+        repeat: a.repeat.unwrap_or(if a.quick { 1 } else { 3 }),
+        seed: a.seed.unwrap_or_else(rand::random),
     };
     if let Some(json) = &a.render_from {
         std::fs::create_dir_all(&opts.out)?;

@@ -143,6 +143,7 @@ pub(crate) async fn fixed(
         p999_us: report.latency.p999_us,
         cpu_s_per_10k: per_10k(usage.cpu_s, report.total_requests),
         valid: rate_ok(load.rate, report.rate_rps, report.errors),
+        spread: None,
     };
     Ok((point, usage, report))
 }
