@@ -104,12 +104,5 @@ fn build_runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> 
         Command::Proxy(a) => proxy::worker_threads(a),
         _ => None,
     };
-    match workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
-    }
+    strait_proxy_bin::build_runtime(workers)
 }

@@ -8,10 +8,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use strait_mesh::pb::Hello;
-use strait_proxy::{Proxy, ProxyOptions, xds};
-
 /// Arguments.
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,81 +47,44 @@ pub struct Args {
     pub concurrency: Option<std::num::NonZeroUsize>,
 }
 
+impl Args {
+    /// The same options as `strait-proxy`'s, whose library runs both.
+    fn options(self) -> strait_proxy_bin::Options {
+        strait_proxy_bin::Options {
+            config: self.config,
+            control_plane: self.control_plane,
+            role: self.role,
+            workload: self.workload,
+            namespace: self.namespace,
+            labels: self.labels,
+            service_account: self.service_account,
+            address: self.address,
+            admin: self.admin,
+            no_access_log: self.no_access_log,
+            concurrency: self.concurrency,
+        }
+    }
+}
+
 /// How many worker threads the proxy's runtime should have: `--concurrency`, else a valid
 /// `TOKIO_WORKER_THREADS`, else `None` (the runtime's default, one per CPU).
 pub fn worker_threads(args: &Args) -> Option<usize> {
-    args.concurrency.map(std::num::NonZeroUsize::get).or_else(|| {
-        std::env::var("TOKIO_WORKER_THREADS")
-            .ok()
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .filter(|n| *n > 0)
-    })
+    let opts = strait_proxy_bin::Options {
+        concurrency: args.concurrency,
+        ..strait_proxy_bin::Options::default()
+    };
+    strait_proxy_bin::worker_threads(&opts, std::env::var("TOKIO_WORKER_THREADS").ok().as_deref())
 }
 
 /// Parses `k=v` pairs.
 pub fn parse_labels(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
-    pairs
-        .iter()
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .with_context(|| format!("label {p:?} is not of the form key=value"))
-        })
-        .collect()
+    Ok(strait_proxy_bin::parse_labels(pairs)?)
 }
 
-/// Runs the proxy until the process is stopped.
+/// Runs the proxy until the process is stopped: exactly what `strait-proxy` runs.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let labels = parse_labels(&args.labels)?;
-    let id = format!("{}.{}", args.workload, args.namespace);
-    let admin = args
-        .admin
-        .unwrap_or(SocketAddr::new(args.address, strait_mesh::ports::PROXY_ADMIN));
-    let proxy = Proxy::new(ProxyOptions {
-        id: id.clone(),
-        admin_addr: Some(admin),
-        access_log: !args.no_access_log,
-    });
-    let admin_task = {
-        let proxy = proxy.clone();
-        tokio::spawn(async move { proxy.serve_admin().await })
-    };
-    if let Some(path) = args.config {
-        let config = strait_proxy::load_static(&path).await?;
-        proxy
-            .apply(config)
-            .await
-            .with_context(|| format!("cannot apply {}", path.display()))?;
-        eprintln!("proxy {id}: serving static config from {}", path.display());
-    } else {
-        let hello = Hello {
-            proxy_id: id,
-            role: args.role,
-            namespace: args.namespace,
-            workload: args.workload,
-            labels: labels.into_iter().collect(),
-            service_account: args.service_account,
-            address: args.address.to_string(),
-            running_version: String::new(),
-            // xds::run announces what the proxy decodes.
-            accept_encodings: Vec::new(),
-            // xds::run announces what the proxy applies.
-            accept_delta: false,
-        };
-        tokio::spawn(xds::run(
-            proxy.clone(),
-            xds::XdsOptions {
-                control_plane: args.control_plane,
-                hello,
-            },
-        ));
-    }
-    match admin_task.await {
-        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
-        Ok(Err(e)) => Err(e).context("admin server failed"),
-        Err(e) => Err(anyhow::anyhow!("admin server task failed: {e}")),
-    }
+    strait_proxy_bin::run(args.options()).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
