@@ -7,10 +7,11 @@
 //! listeners and inbound side, ~1 KB), and renders the exact bytes `ProxyConfig::to_json` would
 //! give only when a push is written to the stream or a status is asked for.
 //!
-//! For proxies that accept gzip, each shared piece is also kept compressed (once, when the
-//! piece is made) and a push is the concatenation of gzip members: the shared pieces' cached
-//! members and, between them, the proxy's own bytes compressed per push (~1 KB). A multi-member
-//! gzip decoder reads the concatenation as the one JSON document [`Body::render`] gives.
+//! For proxies that accept gzip, each shared piece is also kept compressed (once, on the first
+//! whole push that needs it) and a push is the concatenation of gzip members: the shared pieces'
+//! cached members and, between them, the proxy's own bytes (~1 KB, stored). A multi-member gzip
+//! decoder reads the concatenation as the one JSON document [`Body::render`] gives. Most pushes
+//! after the first are deltas (see [`super::delta`]), which need neither.
 
 use std::cell::RefCell;
 use std::sync::{Arc, OnceLock};
@@ -36,18 +37,9 @@ pub(crate) struct SharedJson {
     /// The clusters, comma-separated JSON objects without the brackets (never empty: the
     /// PassthroughCluster is always there).
     clusters: Piece,
-    /// The outbound table's virtual hosts and the clusters per service, for deltas.
-    pub groups: Groups,
     /// Deltas from older shared parts of the same key to this one, computed once for every
     /// proxy that needs them (see [`super::delta`]).
     pub deltas: super::delta::DeltaCache,
-}
-
-/// The shared lists in per-service groups of items.
-#[derive(Debug)]
-pub(crate) struct Groups {
-    pub vhosts: Vec<JsonItems>,
-    pub clusters: Vec<JsonItems>,
 }
 
 impl PartialEq for SharedJson {
@@ -125,9 +117,9 @@ impl Piece {
 }
 
 impl SharedJson {
-    /// Takes the shared part serialized by [`SnapshotCompiler::shared_sidecar_json`](crate::compile::SnapshotCompiler::shared_sidecar_json)
-    /// and compresses each piece once for the proxies that accept gzip.
-    /// A piece equal to `previous`'s is taken from it (same `Arc`s, no compression again).
+    /// Takes the shared part serialized by [`SnapshotCompiler::shared_sidecar_json`](crate::compile::SnapshotCompiler::shared_sidecar_json).
+    /// A piece equal to `previous`'s is taken from it (same `Arc`s: bodies compare equal by
+    /// pointer, and bytes or gzip already made are not made again).
     pub fn from_json(json: SharedSidecarJson, previous: Option<&SharedJson>) -> SharedJson {
         let reuse = |piece: Piece, prev: Option<&Piece>| match prev {
             Some(p) if *p == piece => p.clone(),
@@ -137,24 +129,30 @@ impl SharedJson {
         let nothing: Arc<[u8]> = Arc::from(&b""[..]);
         SharedJson {
             outbound: reuse(
-                Piece::new(before, json.vhost_groups.clone(), after),
+                Piece::new(before, json.vhost_groups, after),
                 previous.map(|p| &p.outbound),
             ),
             clusters: reuse(
-                Piece::new(nothing.clone(), json.cluster_groups.clone(), nothing),
+                Piece::new(nothing.clone(), json.cluster_groups, nothing),
                 previous.map(|p| &p.clusters),
             ),
-            groups: Groups {
-                vhosts: json.vhost_groups,
-                clusters: json.cluster_groups,
-            },
             deltas: Default::default(),
         }
     }
 
+    /// The outbound table's virtual hosts, per service: what deltas compare.
+    pub fn vhost_groups(&self) -> &[JsonItems] {
+        &self.outbound.0.groups
+    }
+
+    /// The shared clusters, per service: what deltas compare.
+    pub fn cluster_groups(&self) -> &[JsonItems] {
+        &self.clusters.0.groups
+    }
+
     /// Items in the shared clusters list.
     pub fn cluster_count(&self) -> u32 {
-        self.groups.clusters.iter().map(|g| g.count).sum()
+        self.cluster_groups().iter().map(|g| g.count).sum()
     }
 
     /// Bytes held.

@@ -3,7 +3,7 @@
 //! anything.
 //!
 //! Nearly all of a sidecar's configuration is the shared outbound table and clusters, kept per
-//! service ([`Groups`](super::body::Groups)). The shared part of a delta (spans over the old
+//! service ([`SharedJson::vhost_groups`], [`SharedJson::cluster_groups`]). The shared part of a delta (spans over the old
 //! groups) is the same for every proxy of a share key, so it is computed once per pair of
 //! shared parts and cached in the newer one; each proxy adds only its own items, sent whole
 //! when they changed (they are ~1 KB).
@@ -49,8 +49,8 @@ impl DeltaCache {
             return delta.clone();
         }
         let delta = Arc::new(SharedDelta {
-            vhosts: spans(&old.groups.vhosts, &new.groups.vhosts),
-            clusters: spans(&old.groups.clusters, &new.groups.clusters),
+            vhosts: spans(old.vhost_groups(), new.vhost_groups()),
+            clusters: spans(old.cluster_groups(), new.cluster_groups()),
         });
         from.push((Arc::downgrade(old), delta.clone()));
         delta
