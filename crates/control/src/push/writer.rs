@@ -138,7 +138,18 @@ pub(crate) fn push_stream(
                 Outgoing::Fail(status) => Some((Err(status), (rx, writes, flight))),
                 Outgoing::Push(version, body, base) => {
                     let gzip = flight.gzip();
-                    let push = render(&body, version, gzip, base.as_ref());
+                    let push = match base {
+                        Some(base) => render(&body, version, gzip, Some(&base)),
+                        // A whole push may be the first to need a shared piece's bytes or gzip
+                        // member (MBs to join and compress, once per snapshot): not on an async
+                        // worker. Whole pushes are rare (a proxy connecting).
+                        None => {
+                            let whole = body.clone();
+                            tokio::task::spawn_blocking(move || render(&whole, version, gzip, None))
+                                .await
+                                .unwrap_or_else(|_| render(&body, version, gzip, None))
+                        }
+                    };
                     // A plain push takes a whole share of the permits, a gzip one (~30× smaller)
                     // one permit, and a delta (a few KB) none: bounding those only made 1,000
                     // proxies wait for each other's ACK round trips. A closed semaphore never
