@@ -150,21 +150,29 @@ const SVC0_CHANGED: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualSer
     spec: {hosts: [svc0], http: [{route: [{destination: {host: svc0, subset: v1}, weight: 50}, \
     {destination: {host: svc0, subset: v2}, weight: 50}]}]}\n";
 
-#[tokio::test]
-async fn every_proxy_gets_exactly_what_compile_makes_before_and_after_a_change() {
+/// A store with the test mesh, its push server, and every test node connected with its first
+/// configuration checked and acknowledged. Every other proxy announces gzip, so both encodings
+/// of the same configurations are checked; all announce deltas or none.
+async fn mesh_with_sims(delta: bool) -> (Arc<Store>, Arc<PushServer>, Vec<Sim>) {
     let store = Arc::new(Store::in_memory());
     store
         .apply_text(&mesh_yaml(), "mesh.yaml", false)
         .expect("apply mesh");
     let (server, addr) = serve(store.clone()).await;
     let mut sims = Vec::new();
-    // Every other proxy announces gzip: both encodings of the same configurations are checked.
     for (i, node) in nodes().into_iter().enumerate() {
-        let mut sim = Sim::connect(addr, node, i % 2 == 0, false).await;
+        let mut sim = Sim::connect(addr, node, i % 2 == 0, delta).await;
         let version = sim.expect_compiled_push(&store).await;
         sim.ack(&version).await;
+        acked(&server, &sim.node.id, &version).await;
         sims.push(sim);
     }
+    (store, server, sims)
+}
+
+#[tokio::test]
+async fn every_proxy_gets_exactly_what_compile_makes_before_and_after_a_change() {
+    let (store, server, mut sims) = mesh_with_sims(false).await;
 
     store
         .apply_text(SVC0_CHANGED, "change.yaml", false)
@@ -244,19 +252,7 @@ fn changes() -> Vec<String> {
 
 #[tokio::test]
 async fn deltas_rebuild_exactly_what_compile_makes_change_after_change() {
-    let store = Arc::new(Store::in_memory());
-    store
-        .apply_text(&mesh_yaml(), "mesh.yaml", false)
-        .expect("apply mesh");
-    let (server, addr) = serve(store.clone()).await;
-    let mut sims = Vec::new();
-    for (i, node) in nodes().into_iter().enumerate() {
-        let mut sim = Sim::connect(addr, node, i % 2 == 0, true).await;
-        let version = sim.expect_compiled_push(&store).await;
-        sim.ack(&version).await;
-        acked(&server, &sim.node.id, &version).await;
-        sims.push(sim);
-    }
+    let (store, server, mut sims) = mesh_with_sims(true).await;
     let steps = changes().len() + 1;
     for k in 0..steps {
         match changes().get(k) {
