@@ -98,6 +98,11 @@ pub struct JsonItems {
 }
 
 impl JsonItems {
+    /// The same items: the same shared bytes (the common case, pieces are reused) or equal ones.
+    pub fn same_as(&self, other: &JsonItems) -> bool {
+        Arc::ptr_eq(&self.json, &other.json) || (self.count == other.count && self.json == other.json)
+    }
+
     fn of<T: serde::Serialize>(items: &[T]) -> JsonItems {
         JsonItems {
             json: json_items(items).into(),

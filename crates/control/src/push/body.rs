@@ -75,10 +75,7 @@ impl PartialEq for Piece {
                 && a.before == b.before
                 && a.after == b.after
                 && a.groups.len() == b.groups.len()
-                && a.groups
-                    .iter()
-                    .zip(&b.groups)
-                    .all(|(x, y)| Arc::ptr_eq(&x.json, &y.json) || (x.count == y.count && x.json == y.json)))
+                && a.groups.iter().zip(&b.groups).all(|(x, y)| x.same_as(y)))
     }
 }
 

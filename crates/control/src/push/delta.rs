@@ -78,7 +78,6 @@ pub(crate) fn delta_json(new: &Body, base: &Body) -> Option<Vec<u8>> {
             out.extend_from_slice(b"]}}");
         }
     }
-    separate(&mut out);
     own_span(&mut out, &new_parts.route_tables, &base_parts.route_tables, 1);
     out.extend_from_slice(b"],\"clusters\":[");
     let base_shared_clusters = base_parts.shared.cluster_count();
@@ -86,7 +85,6 @@ pub(crate) fn delta_json(new: &Body, base: &Body) -> Option<Vec<u8>> {
         None => span_keep(&mut out, 0, base_shared_clusters),
         Some(d) => out.extend_from_slice(&d.clusters),
     }
-    separate(&mut out);
     own_span(
         &mut out,
         &new_parts.clusters,
@@ -97,28 +95,21 @@ pub(crate) fn delta_json(new: &Body, base: &Body) -> Option<Vec<u8>> {
     (out.len() * MAX_SHARE_OF_WHOLE <= new.len()).then_some(out)
 }
 
-/// Adds a comma unless the span list is still empty or already ends with one.
+/// Adds a comma unless the span list is still empty or already ends with one: every span
+/// writer calls it first, so spans can be written in any combination.
 fn separate(out: &mut Vec<u8>) {
     if !matches!(out.last(), None | Some(b'[' | b',')) {
         out.push(b',');
     }
 }
 
-/// Removes a trailing comma (left by [`separate`] before a part that added nothing).
-fn trim(out: &mut Vec<u8>) {
-    if out.last() == Some(&b',') {
-        out.pop();
-    }
-}
-
 /// A proxy's own items: kept (they start at `at` in the base list) when unchanged, else new.
 fn own_span(out: &mut Vec<u8>, new: &JsonItems, base: &JsonItems, at: u32) {
-    if Arc::ptr_eq(&new.json, &base.json) || (new.count == base.count && new.json == base.json) {
+    if new.same_as(base) {
         span_keep(out, at, base.count);
     } else {
         span_items(out, &new.json);
     }
-    trim(out);
 }
 
 /// `{"keep":[start,count]}`, nothing for an empty run.
@@ -126,11 +117,8 @@ fn span_keep(out: &mut Vec<u8>, start: u32, count: u32) {
     if count == 0 {
         return;
     }
-    out.extend_from_slice(b"{\"keep\":[");
-    out.extend_from_slice(start.to_string().as_bytes());
-    out.push(b',');
-    out.extend_from_slice(count.to_string().as_bytes());
-    out.extend_from_slice(b"]}");
+    separate(out);
+    out.extend_from_slice(format!("{{\"keep\":[{start},{count}]}}").as_bytes());
 }
 
 /// `{"items":[...]}`, nothing for no items.
@@ -138,6 +126,7 @@ fn span_items(out: &mut Vec<u8>, items: &[u8]) {
     if items.is_empty() {
         return;
     }
+    separate(out);
     out.extend_from_slice(b"{\"items\":[");
     out.extend_from_slice(items);
     out.extend_from_slice(b"]}");
@@ -153,48 +142,36 @@ pub(crate) fn spans(old: &[JsonItems], new: &[JsonItems]) -> Vec<u8> {
         starts.push(at);
         at = at.saturating_add(g.count);
     }
-    let same = |a: &JsonItems, b: &JsonItems| {
-        Arc::ptr_eq(&a.json, &b.json) || (a.count == b.count && a.json == b.json)
-    };
     let mut out = Vec::new();
+    // At most one of the two is pending: each is written out before the other starts.
     let mut keep: Option<(u32, u32)> = None;
     let mut items: Vec<u8> = Vec::new();
     let mut next = 0usize;
-    let flush_keep = |out: &mut Vec<u8>, keep: &mut Option<(u32, u32)>| {
-        if let Some((start, count)) = keep.take() {
-            separate(out);
-            span_keep(out, start, count);
-            trim(out);
-        }
-    };
-    let flush_items = |out: &mut Vec<u8>, items: &mut Vec<u8>| {
-        if !items.is_empty() {
-            separate(out);
-            span_items(out, items);
-            items.clear();
-        }
-    };
     for group in new.iter().filter(|g| g.count > 0) {
         let window = next..old.len().min(next + LOOK_AHEAD);
         let found = window
             .into_iter()
-            .find(|&k| old[k].count > 0 && same(&old[k], group));
+            .find(|&k| old[k].count > 0 && old[k].same_as(group));
         match found {
             Some(k) => {
-                flush_items(&mut out, &mut items);
+                span_items(&mut out, &items);
+                items.clear();
                 let start = starts[k];
                 keep = match keep {
                     Some((s, c)) if s + c == start => Some((s, c + group.count)),
-                    other => {
-                        let mut other = other;
-                        flush_keep(&mut out, &mut other);
+                    done => {
+                        if let Some((s, c)) = done {
+                            span_keep(&mut out, s, c);
+                        }
                         Some((start, group.count))
                     }
                 };
                 next = k + 1;
             }
             None => {
-                flush_keep(&mut out, &mut keep);
+                if let Some((s, c)) = keep.take() {
+                    span_keep(&mut out, s, c);
+                }
                 if !items.is_empty() {
                     items.push(b',');
                 }
@@ -202,8 +179,10 @@ pub(crate) fn spans(old: &[JsonItems], new: &[JsonItems]) -> Vec<u8> {
             }
         }
     }
-    flush_keep(&mut out, &mut keep);
-    flush_items(&mut out, &mut items);
+    if let Some((s, c)) = keep {
+        span_keep(&mut out, s, c);
+    }
+    span_items(&mut out, &items);
     out
 }
 
