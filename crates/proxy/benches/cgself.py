@@ -41,15 +41,23 @@ print(f"total Ir {total} ({total / n:.0f} per request)")
 for name, c in selfc.most_common(top):
     print(f"{c / n:9.0f} {100 * c / total:5.1f}%  {name[:150]}")
 
-# Optional: CALLERS=substring prints who calls matching functions (inclusive Ir of the calls).
+# Optional: CALLERS=substring prints who calls matching functions, CALLEES=substring what
+# matching functions call (inclusive Ir of each call).
 import os
-want = os.environ.get("CALLERS")
-if want:
-    rows = [(c, a, b) for (a, b), c in incl.items() if want in b]
-    rows.sort(reverse=True)
-    print(f"\ncallers of *{want}*:")
-    for c, a, b in rows[:25]:
-        print(f"{c / n:9.0f}  {a[:110]}  ->  {b[:60]}")
+
+
+def edges(env, side, title):
+    want = os.environ.get(env)
+    if not want:
+        return
+    rows = sorted(((c, a, b) for (a, b), c in incl.items() if want in (a, b)[side]), reverse=True)
+    print(f"\n{title} of *{want}*:")
+    for c, a, b in rows[:30]:
+        print(f"{c / n:9.0f}  {a[:110]}  ->  {b[:100]}")
+
+
+edges("CALLERS", 1, "callers")
+edges("CALLEES", 0, "callees")
 
 # Optional: INCL=sub1,sub2 prints inclusive Ir (self + calls made) of functions matching each.
 want = os.environ.get("INCL")
@@ -63,3 +71,4 @@ if want:
         rows = sorted(((c, a) for a, c in out.items() if w in a), reverse=True)[:4]
         for c, a in rows:
             print(f"{c / n:9.0f}  {a[:150]}")
+

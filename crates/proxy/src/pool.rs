@@ -1,4 +1,4 @@
-//! Upstream connection pools. HTTP/1.1 to endpoints uses our keep-alive pool ([`h1`]);
+//! Upstream connection pools. HTTP/1.1 to endpoints uses our own keep-alive pool and codec ([`h1`]);
 //! passthrough by host name uses hyper-util's client (it resolves names). h2c uses one multiplexed connection per endpoint, kept here so that `:authority`
 //! can carry the logical host (as Envoy sends it) while the socket goes to the endpoint.
 
@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,69 +28,56 @@ use h1::{Checkin, H1Pool};
 /// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
 pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
 
-/// A response body from upstream, with the pooled HTTP/1.1 connection that feeds it (none for
-/// h2c and passthrough, whose connections run in tasks of their own).
+/// Errors of bodies sent downstream (hyper's server takes any boxed error).
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body from upstream: read off a pooled HTTP/1.1 connection (which goes back to
+/// the pool after it), or from hyper's h2c and passthrough clients, whose connections run in
+/// tasks of their own.
 #[derive(Debug)]
-pub(crate) struct UpstreamBody {
-    body: Incoming,
-    conn: Option<Checkin>,
+pub(crate) struct UpstreamBody(Source);
+
+#[derive(Debug)]
+enum Source {
+    H1(Checkin),
+    Hyper(Incoming),
 }
 
 impl UpstreamBody {
-    fn new(body: Incoming, conn: Option<Checkin>) -> Self {
-        UpstreamBody { body, conn }
+    fn h1(conn: Checkin) -> Self {
+        UpstreamBody(Source::H1(conn))
+    }
+
+    fn hyper(body: Incoming) -> Self {
+        UpstreamBody(Source::Hyper(body))
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let Some(conn) = &mut this.conn else {
-            return Pin::new(&mut this.body).poll_frame(cx);
-        };
-        // Only the connection, which runs when polled here, feeds the body, so the body needs
-        // no waker. The connection gets the real one only when it has to wait for the socket:
-        // hyper wakes whichever waker the connection last gave it each time the body takes a
-        // chunk, and that wake-up would poll this task once more for nothing.
-        let noop = &mut Context::from_waker(Waker::noop());
-        let mut frame = Pin::new(&mut this.body).poll_frame(noop);
-        if frame.is_pending() {
-            conn.drive(noop);
-            frame = Pin::new(&mut this.body).poll_frame(noop);
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            Source::H1(conn) => conn.poll_frame(cx).map_err(Into::into),
+            Source::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
-        if frame.is_pending() {
-            conn.drive(cx);
-            frame = Pin::new(&mut this.body).poll_frame(noop);
-        }
-        if let Poll::Ready(None) = frame {
-            conn.finish();
-        }
-        frame
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.0 {
+            Source::H1(conn) => conn.is_end_stream(),
+            Source::Hyper(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // A body with a known length is done when its last byte arrived, and a server may drop
-        // it then without asking for the end: that counts as read to the end too.
-        if let Some(conn) = &mut self.conn
-            && self.body.is_end_stream()
-        {
-            conn.finish();
+        match &self.0 {
+            Source::H1(conn) => conn.size_hint(),
+            Source::Hyper(body) => body.size_hint(),
         }
     }
 }
@@ -210,8 +197,7 @@ impl Upstream {
                 }
                 *req.uri_mut() = Uri::from(path);
                 *req.version_mut() = Version::HTTP_11;
-                let (resp, checkin) = pool.send(addr, req).await?;
-                Ok(resp.map(|body| UpstreamBody::new(body, Some(checkin))))
+                pool.send(addr, req).await
             }
             Upstream::H2(pool) => {
                 // Envoy turns Host into :authority toward HTTP/2 upstreams.
@@ -224,7 +210,7 @@ impl Upstream {
                 *req.version_mut() = Version::HTTP_2;
                 // Boxed for the same reason: the common case is HTTP/1.1.
                 let resp = Box::pin(pool.send(addr, req)).await?;
-                Ok(resp.map(|body| UpstreamBody::new(body, None)))
+                Ok(resp.map(UpstreamBody::hyper))
             }
         }
     }
@@ -245,7 +231,7 @@ impl Upstream {
         *req.uri_mut() = absolute(authority.clone(), path).ok_or(SendError::Reset)?;
         *req.version_mut() = Version::HTTP_11;
         match client.request(req).await {
-            Ok(resp) => Ok(resp.map(|body| UpstreamBody::new(body, None))),
+            Ok(resp) => Ok(resp.map(UpstreamBody::hyper)),
             Err(e) if e.is_connect() => Err(SendError::Connect),
             Err(e) => Err(classify(&e)),
         }

@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, SizeHint};
 
 use crate::cluster::ActiveGuard;
-use crate::pool::UpstreamBody;
+use crate::pool::{BoxError, UpstreamBody};
 
 /// Envoy response flags, in the order Envoy prints them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -107,12 +107,12 @@ pub(crate) enum RespBody {
 
 impl Body for RespBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             RespBody::Upstream { body, .. } => Pin::new(body).poll_frame(cx),
             RespBody::Full(full) => match Pin::new(full).poll_frame(cx) {

@@ -31,20 +31,24 @@ fn retry_5xx() -> RetryPolicy {
     }
 }
 
-#[tokio::test]
-async fn sequential_requests_share_one_upstream_connection() {
-    let b = Backend::start("a").await;
-    // No retry policy: the request body is streamed. With one: it is buffered for replays.
+/// `/streamed` has no retry policy, so its request body is streamed upstream; `/buffered` has
+/// one, so its body is buffered for replays. Both go to `b`.
+fn streamed_and_buffered(b: &Backend) -> ProxyConfig {
     let streamed = route("streamed", on("/streamed"), to("c"));
     let mut buffered = route("buffered", on("/buffered"), to("c"));
     buffered.retries = Some(retry_5xx());
-    let cfg = config(
+    config(
         "v1",
         Direction::Outbound,
         vec![vhost(&["reviews"], vec![streamed, buffered])],
-        vec![cluster("c", &[&b])],
-    );
-    let (_p, addr) = start(cfg).await;
+        vec![cluster("c", &[b])],
+    )
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_upstream_connection() {
+    let b = Backend::start("a").await;
+    let (_p, addr) = start(streamed_and_buffered(&b)).await;
     for path in ["/streamed", "/buffered", "/streamed", "/buffered"] {
         for proto in [Proto::H1, Proto::H2] {
             let r = send(proto, addr, "POST", "reviews", path, &[]).await;
@@ -178,4 +182,93 @@ async fn a_downstream_gone_mid_body_closes_the_upstream_connection() {
         assert_eq!((r.status, r.body.as_str()), (200, "ok"));
     }
     assert_eq!(seen.accepted.load(Ordering::SeqCst), 2);
+}
+
+/// Sends `head` then `body` in pieces of `piece` bytes on a raw connection, and returns the
+/// response's status line and body (read by its content-length).
+async fn raw_exchange(client: &mut TcpStream, head: &str, body: &[u8], piece: usize) -> (String, Vec<u8>) {
+    client.write_all(head.as_bytes()).await.unwrap();
+    for part in body.chunks(piece) {
+        client.write_all(part).await.unwrap();
+        client.flush().await.unwrap();
+    }
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the proxy closed before the response head");
+        got.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no content-length in {head}"));
+    while got.len() < end + length {
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "the proxy closed mid-body");
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, got[end..end + length].to_vec())
+}
+
+fn chunked(body: &[u8], size: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in body.chunks(size) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[tokio::test]
+async fn large_and_chunked_request_bodies_arrive_whole_on_a_kept_connection() {
+    let b = Backend::start("a").await;
+    let (_p, addr) = start(streamed_and_buffered(&b)).await;
+    // Larger than what goes out in the head's write, in pieces that arrive separately.
+    let body: Vec<u8> = (0..40_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    for path in ["/streamed", "/buffered"] {
+        // Chunked from the client: streamed upstream chunked, or buffered and sent with a length.
+        let head = format!("POST {path} HTTP/1.1\r\nhost: reviews\r\ntransfer-encoding: chunked\r\n\r\n");
+        let (status, echoed) = raw_exchange(&mut client, &head, &chunked(&body, 7_000), 5_000).await;
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        let echoed: serde_json::Value = serde_json::from_slice(&echoed).unwrap();
+        assert_eq!(
+            echoed["body"].as_str().map(str::len),
+            Some(body.len()),
+            "{path} chunked"
+        );
+        assert_eq!(
+            echoed["body"].as_str().map(str::as_bytes),
+            Some(&body[..]),
+            "{path} chunked"
+        );
+        // With a length from the client.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: reviews\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        let (status, echoed) = raw_exchange(&mut client, &head, &body, 9_000).await;
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        let echoed: serde_json::Value = serde_json::from_slice(&echoed).unwrap();
+        assert_eq!(
+            echoed["body"].as_str().map(str::as_bytes),
+            Some(&body[..]),
+            "{path} with a length"
+        );
+    }
+    assert_eq!(b.hits(), 4);
+    assert_eq!(
+        b.conns.load(Ordering::SeqCst),
+        1,
+        "every request reused the first connection"
+    );
 }

@@ -1,141 +1,40 @@
 //! The HTTP/1.1 keep-alive pool: idle connections per endpoint address, checked out LIFO (the
 //! warmest first) and checked back in when the response body is finished.
 //!
-//! It replaces hyper-util's legacy client on the endpoint path, which per request hashed its pool
+//! It replaced hyper-util's legacy client on the endpoint path, which per request hashed its pool
 //! key with SipHash four times, moved large futures around, and spawned a task to wait for the
 //! connection to become idle again (~11,000 of ~53,000 instructions per proxied request under
-//! callgrind).
+//! callgrind); then hyper's client connection itself, whose dispatch channel, per-response read
+//! buffer and state machine cost ~12,800 of ~36,000 (round 3 in `benches/NOTES.md`).
 //!
-//! No connection has a task of its own: hyper's connection state machine ([`Connection`]) is kept
-//! beside its [`SendRequest`] and polled by the request that borrows it, first together with the
-//! response future, then by the response body ([`super::UpstreamBody`]) until the body ends. A
-//! spawned connection task cost a second task and its wake-ups per request (round 2 in
-//! `benches/NOTES.md`). A connection goes back to its idle list only when its body was read to the
-//! end and hyper is ready for the next request; one that a request abandons (downstream gone,
-//! timeout, retry) is dropped, which closes it.
+//! No connection has a task of its own ([`conn`]): the request that borrows a connection writes
+//! and reads it inside its own poll, then the response body ([`super::UpstreamBody`]) reads it
+//! until the body ends. A connection goes back to its idle list only when its body was read to
+//! the end, the request was written whole and the server keeps it open; one that a request
+//! abandons (downstream gone, timeout, retry) is dropped, which closes it.
 
 use std::collections::HashMap;
-use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::TrySendError;
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Frame, SizeHint};
 use tokio::net::TcpStream;
 
-use super::{SendError, UpBody, classify};
+use super::{SendError, UpBody, UpstreamBody};
 use crate::stats::FxBuildHasher;
 
-/// One upstream HTTP/1.1 connection: the handle requests go in by and the connection itself,
-/// polled by whoever holds the link. Boxed, so it moves between the pool, the request and the
-/// body as one pointer.
-struct Link {
-    sender: SendRequest<UpBody>,
-    conn: Connection<TokioIo<TcpStream>, UpBody>,
-    /// The connection future returned `Ready` (closed or failed): never polled again.
-    done: bool,
-}
+mod conn;
+mod wire;
+
+use conn::Conn;
+pub(crate) use wire::WireError;
 
 /// Idle connections of one endpoint, each with the time it went idle.
-type IdleList = Vec<(Box<Link>, Instant)>;
-
-/// Why an exchange on a link gave no response.
-enum ExchangeError {
-    /// The connection closed before the request was written; it can go on another connection.
-    Unsent(Box<Request<UpBody>>),
-    /// The request was (maybe partly) written.
-    Failed(SendError),
-}
-
-impl From<TrySendError<Request<UpBody>>> for ExchangeError {
-    fn from(mut e: TrySendError<Request<UpBody>>) -> Self {
-        match e.take_message() {
-            Some(req) => ExchangeError::Unsent(Box::new(req)),
-            None => ExchangeError::Failed(classify(e.error())),
-        }
-    }
-}
-
-impl Link {
-    /// Reads and writes whatever the connection can. `Ready` means it is closed.
-    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.done {
-            return Poll::Ready(());
-        }
-        let Poll::Ready(res) = self.conn.poll_without_shutdown(cx) else {
-            return Poll::Pending;
-        };
-        if let Err(e) = res {
-            tracing::debug!(error = %e, "upstream connection closed");
-        }
-        self.done = true;
-        Poll::Ready(())
-    }
-
-    /// Polls the connection without a waker, for work that needs no wait: noticing that the peer
-    /// closed an idle connection, or finishing a message whose bytes are already read.
-    fn drive_now(&mut self) {
-        let _ = self.drive(&mut Context::from_waker(Waker::noop()));
-    }
-
-    /// True when the connection can take another request now.
-    fn reusable(&self) -> bool {
-        !self.done && self.sender.is_ready()
-    }
-
-    /// Sends `req` and drives the connection in this task until the response head arrives.
-    async fn exchange(
-        mut self: Box<Self>,
-        req: Request<UpBody>,
-    ) -> Result<(Response<Incoming>, Box<Self>), ExchangeError> {
-        let mut resp = pin!(self.sender.try_send_request(req));
-        // Only the connection completes the response future, and it runs inside this poll: the
-        // future needs no waker of its own. The connection gets the real waker only to wait for
-        // the socket. Hyper also hands whichever waker it last got to the response body's
-        // channel, which wakes it when the body takes a chunk, from inside this same task: a
-        // wake-up that would only poll the task once more for nothing. So after the first poll
-        // (which writes the request; no answer can be there yet) the connection first runs
-        // with a no-op waker, and with the real one only if the response is not complete.
-        let mut first = true;
-        let got = poll_fn(|cx| {
-            let noop = &mut Context::from_waker(Waker::noop());
-            if !std::mem::take(&mut first) {
-                let closed = self.drive(noop).is_ready();
-                match resp.as_mut().poll(noop) {
-                    Poll::Ready(r) => return Poll::Ready(Some(r)),
-                    Poll::Pending if closed => return Poll::Ready(None),
-                    Poll::Pending => {}
-                }
-            }
-            let closed = self.drive(cx).is_ready();
-            match resp.as_mut().poll(noop) {
-                Poll::Ready(r) => Poll::Ready(Some(r)),
-                Poll::Pending if closed => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await;
-        match got {
-            Some(Ok(r)) => Ok((r, self)),
-            Some(Err(e)) => Err(e.into()),
-            // The connection ended with the request queued or unanswered: dropping it hands the
-            // request back (never written) or fails it.
-            None => {
-                drop(self);
-                match resp.await {
-                    Ok(_) => Err(ExchangeError::Failed(SendError::Reset)),
-                    Err(e) => Err(e.into()),
-                }
-            }
-        }
-    }
-}
+type IdleList = Vec<(Box<Conn>, Instant)>;
 
 /// How often idle connections are checked for a close by the server or expiry.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
@@ -159,11 +58,11 @@ impl std::fmt::Debug for H1Pool {
     }
 }
 
-/// A connection lent to one exchange, carried by the response body: the body drives it, and
+/// A connection lent to one exchange, carried by the response body: the body reads it, and
 /// dropping it returns the connection to its endpoint's idle list if the body was read to the
 /// end and the connection can take another request; otherwise the connection is closed.
 pub(crate) struct Checkin {
-    link: Option<Box<Link>>,
+    link: Option<Box<Conn>>,
     /// The response body was read to its end.
     finished: bool,
     addr: SocketAddr,
@@ -180,39 +79,50 @@ impl std::fmt::Debug for Checkin {
 }
 
 impl Checkin {
-    /// Lets the connection read (and write) what it can; it feeds the response body.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) {
-        if let Some(link) = &mut self.link
-            && link.drive(cx).is_ready()
-        {
-            // Closed: dropping hyper's side of the body channel lets the body see its end.
-            self.link = None;
+    /// The next piece of the response body. After an error the connection is closed.
+    pub(crate) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, WireError>>> {
+        let Some(link) = &mut self.link else {
+            return Poll::Ready(None);
+        };
+        match link.poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.finished = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.link = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            other => other,
         }
     }
 
-    /// Marks the response body as read to its end, so the connection may be reused.
-    pub(crate) fn finish(&mut self) {
-        self.finished = true;
+    /// True when the body has nothing more to give.
+    pub(crate) fn is_end_stream(&self) -> bool {
+        self.link.as_ref().is_none_or(|l| l.framing().is_end())
+    }
+
+    /// The remaining length, when the response said it.
+    pub(crate) fn size_hint(&self) -> SizeHint {
+        self.link
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), |l| l.framing().size_hint())
     }
 }
 
 impl Drop for Checkin {
     fn drop(&mut self) {
-        let Some(mut link) = self.link.take() else {
+        let Some(link) = self.link.take() else {
             return;
         };
-        if !self.finished || !self.pool.keep_alive {
-            // A half-read body leaves the connection mid-message: closing it is the only safe end.
-            return;
-        }
-        // Usually the poll that read the body's last bytes also readied the connection for the
-        // next request. If not, one more poll lets hyper close the message; if it needs more
-        // than that (it still writes a request body the server did not wait for), the
-        // connection is closed rather than given a task.
-        if !link.reusable() {
-            link.drive_now();
-        }
-        if link.reusable() {
+        // A body with a known length is done when its last byte arrived, and a server may drop
+        // it then without asking for the end: that counts as read to the end too. A half-read
+        // body leaves the connection mid-message: closing it is the only safe end.
+        let finished = self.finished || link.framing().is_end();
+        if finished && self.pool.keep_alive && link.reusable() {
             self.pool.put(self.addr, link);
         }
     }
@@ -230,7 +140,7 @@ impl H1Pool {
     }
 
     /// An empty pool, with a task (when there is a runtime) that drops the idle connections that
-    /// servers closed or that expired, every [`SWEEP_EVERY`]. Nothing else polls an idle
+    /// servers closed or that expired, every [`SWEEP_EVERY`]. Nothing else looks at an idle
     /// connection, and an endpoint that went away is never checked out again: without the sweep
     /// its sockets would stay open (in CLOSE_WAIT) for as long as the pool lives.
     pub(crate) fn start(connect_timeout: Duration, idle_timeout: Duration, keep_alive: bool) -> Arc<Self> {
@@ -255,83 +165,67 @@ impl H1Pool {
     fn sweep(&self) -> usize {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|_, list| {
-            list.retain_mut(|(link, since)| {
-                link.drive_now();
-                link.reusable() && since.elapsed() < self.idle_timeout
-            });
+            list.retain_mut(|(link, since)| link.is_open() && since.elapsed() < self.idle_timeout);
             !list.is_empty()
         });
         idle.values().map(Vec::len).sum()
     }
 
     /// Sends `req` (origin-form URI, `Host` set) to `addr` on an idle connection, or a new one.
-    /// A request that a reused connection closed on before writing it (the server timed the
-    /// idle connection out) is sent again on another connection, as hyper-util's client does.
+    /// An idle connection the server closed is noticed before the request is written (the
+    /// server timed it out), and the request goes on another connection.
     pub(crate) async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
-        mut req: Request<UpBody>,
-    ) -> Result<(Response<Incoming>, Checkin), SendError> {
-        while let Some(link) = self.take(addr) {
-            match link.exchange(req).await {
-                Ok((resp, link)) => return Ok((resp, self.lend(addr, link))),
-                Err(ExchangeError::Unsent(unsent)) => req = *unsent,
-                Err(ExchangeError::Failed(e)) => return Err(e),
-            }
-        }
-        // Boxed: the connect future is large and rarely needed; inline it would be copied
-        // with every move of the request's future.
-        let link = Box::pin(self.connect(addr)).await?;
+        req: Request<UpBody>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let mut link = match self.take(addr) {
+            Some(link) => link,
+            // Boxed: the connect future is large and rarely needed; inline it would be copied
+            // with every move of the request's future.
+            None => Box::pin(self.connect(addr)).await?,
+        };
         match link.exchange(req).await {
-            Ok((resp, link)) => Ok((resp, self.lend(addr, link))),
-            Err(ExchangeError::Unsent(_)) => Err(SendError::Reset),
-            Err(ExchangeError::Failed(e)) => Err(e),
-        }
-    }
-
-    fn lend(self: &Arc<Self>, addr: SocketAddr, link: Box<Link>) -> Checkin {
-        Checkin {
-            link: Some(link),
-            finished: false,
-            addr,
-            pool: self.clone(),
+            Ok(head) => Ok(head.map(|()| {
+                UpstreamBody::h1(Checkin {
+                    link: Some(link),
+                    finished: false,
+                    addr,
+                    pool: self.clone(),
+                })
+            })),
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "upstream exchange failed");
+                Err(SendError::Reset)
+            }
         }
     }
 
     /// The most recently used live connection to `addr`; closed and expired ones are dropped.
-    fn take(&self, addr: SocketAddr) -> Option<Box<Link>> {
+    fn take(&self, addr: SocketAddr) -> Option<Box<Conn>> {
         loop {
-            let (link, since) = {
+            let (mut link, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
                 idle.get_mut(&addr)?.pop()?
             };
-            // Nothing polls an idle connection: a close by the server is noticed by the first
-            // poll of the exchange, before the request is written, and the request comes back.
-            if link.reusable() && since.elapsed() < self.idle_timeout {
+            if link.is_open() && since.elapsed() < self.idle_timeout {
                 return Some(link);
             }
         }
     }
 
-    fn put(&self, addr: SocketAddr, link: Box<Link>) {
+    fn put(&self, addr: SocketAddr, link: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.entry(addr).or_default().push((link, Instant::now()));
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<Box<Link>, SendError> {
-        let handshake = async {
+    async fn connect(&self, addr: SocketAddr) -> Result<Box<Conn>, SendError> {
+        let connect = async {
             let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|_| SendError::Connect)?;
-            Ok(Box::new(Link {
-                sender,
-                conn,
-                done: false,
-            }))
+            Ok(Box::new(Conn::new(stream)))
         };
-        tokio::time::timeout(self.connect_timeout, handshake)
+        tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| SendError::Connect)?
     }
@@ -373,7 +267,7 @@ mod tests {
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(!close)
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
                 });
             }
@@ -391,8 +285,7 @@ mod tests {
     /// Sends `req` and returns the response with the body type the proxy uses (it drives the
     /// connection).
     async fn send(pool: &Arc<H1Pool>, addr: SocketAddr, req: Request<UpBody>) -> Response<UpstreamBody> {
-        let (resp, conn) = pool.send(addr, req).await.unwrap();
-        resp.map(|b| UpstreamBody::new(b, Some(conn)))
+        pool.send(addr, req).await.unwrap()
     }
 
     async fn exchange(pool: &Arc<H1Pool>, addr: SocketAddr) {
@@ -664,5 +557,45 @@ mod tests {
         assert_eq!(pool.send(addr, get()).await.err(), Some(SendError::Reset));
         assert_eq!(pool.idle_count(addr), 0);
         assert_eq!(seen.get(&seen.requests), 1);
+    }
+
+    #[tokio::test]
+    async fn informational_responses_are_skipped_and_closing_ones_are_not_kept() {
+        let cases: [(&[u8], bool); 3] = [
+            (
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                true,
+            ),
+            (b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", false),
+            (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok", false),
+        ];
+        for (reply, kept) in cases {
+            let (addr, _seen) = raw(reply, None).await;
+            let pool = pool();
+            let resp = send(&pool, addr, get()).await;
+            assert_eq!(resp.status(), http::StatusCode::OK);
+            assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "ok");
+            assert_eq!(
+                pool.idle_count(addr),
+                usize::from(kept),
+                "{}",
+                String::from_utf8_lossy(reply)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_without_length_ends_when_the_server_closes() {
+        let close = Arc::new(Notify::new());
+        close.notify_one();
+        let (addr, seen) = raw(b"HTTP/1.1 200 OK\r\n\r\nuntil the end", Some(close)).await;
+        let pool = pool();
+        let resp = send(&pool, addr, get()).await;
+        assert_eq!(
+            resp.into_body().collect().await.unwrap().to_bytes(),
+            "until the end"
+        );
+        assert_eq!(pool.idle_count(addr), 0);
+        assert_eq!(seen.get(&seen.closed), 1);
     }
 }

@@ -1,0 +1,263 @@
+//! One upstream HTTP/1.1 connection and the exchange of one request on it, with no task and no
+//! channel of its own: whoever holds the connection (the request, then its response body) does
+//! the reads and writes inside its own poll.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Method, Request, Response};
+use http_body_util::Either;
+use hyper::body::{Body, Frame, Incoming};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::wire::{self, Decoded, Framing, WireError};
+use crate::pool::UpBody;
+
+/// Request bodies up to this size go out in the same write as the head (one copy, one syscall).
+const INLINE_BODY: usize = 16 * 1024;
+/// Each read asks for at least this much room.
+const READ_SIZE: usize = 8 * 1024;
+
+/// A request body still on its way upstream.
+struct Sending {
+    /// Bytes taken from the body and not yet written (a chunk with its framing, when chunked).
+    out: Bytes,
+    /// The rest of a body streamed from downstream; `None` once it ended (or for a buffered body).
+    body: Option<Incoming>,
+    chunked: bool,
+}
+
+/// An upstream HTTP/1.1 connection.
+pub(super) struct Conn {
+    io: TcpStream,
+    /// Read buffer, kept across responses: body bytes are split off it and handed downstream,
+    /// and once those are written it is reused without a new allocation.
+    rbuf: BytesMut,
+    /// Write buffer for request heads, kept across requests.
+    wbuf: Vec<u8>,
+    /// The body of the response being read.
+    framing: Framing,
+    sending: Option<Sending>,
+    /// The last response allowed another request on this connection.
+    keep_alive: bool,
+    /// Something failed mid-message: the connection is only good for closing.
+    broken: bool,
+}
+
+impl Conn {
+    pub(super) fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            framing: Framing::Done,
+            sending: None,
+            keep_alive: true,
+            broken: false,
+        }
+    }
+
+    /// True when the last exchange ended cleanly and the server has not closed the connection
+    /// since. Costs no system call unless the socket became readable while idle (tokio tracks
+    /// readiness); a socket with something to read while idle is closed or misbehaving.
+    pub(super) fn is_open(&mut self) -> bool {
+        if !self.reusable() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        match self.io.try_read(&mut probe) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            _ => {
+                self.broken = true;
+                false
+            }
+        }
+    }
+
+    /// True when the response was read to its end, the request was written whole, and the
+    /// server keeps the connection open.
+    pub(super) fn reusable(&self) -> bool {
+        !self.broken
+            && self.keep_alive
+            && self.sending.is_none()
+            && self.framing.is_end()
+            && self.rbuf.is_empty()
+    }
+
+    /// Writes `req` (origin-form target, `Host` set) and reads until the response head. A body
+    /// streamed from downstream keeps going out while the head is awaited and, after it, while
+    /// the response body is read.
+    pub(super) async fn exchange(&mut self, req: Request<UpBody>) -> Result<Response<()>, WireError> {
+        let (parts, body) = req.into_parts();
+        let (length, body) = match body {
+            Either::Left(full) => {
+                let data = full_bytes(full);
+                (Some(data.len() as u64), Either::Left(data))
+            }
+            Either::Right(stream) => (stream.size_hint().exact(), Either::Right(stream)),
+        };
+        self.wbuf.clear();
+        let chunked = wire::encode_head(&parts, length, &mut self.wbuf);
+        self.sending = match body {
+            Either::Left(data) if data.len() <= INLINE_BODY => {
+                self.wbuf.extend_from_slice(&data);
+                None
+            }
+            Either::Left(data) => Some(Sending {
+                out: data,
+                body: None,
+                chunked: false,
+            }),
+            Either::Right(stream) => Some(Sending {
+                out: Bytes::new(),
+                body: Some(stream),
+                chunked,
+            }),
+        };
+        self.framing = Framing::Done;
+        self.broken = true; // until the response head is in
+        self.io.write_all(&self.wbuf).await?;
+        let method = parts.method;
+        let head = poll_fn(|cx| self.poll_head(cx, &method)).await?;
+        self.broken = false;
+        Ok(head)
+    }
+
+    fn poll_head(&mut self, cx: &mut Context<'_>, method: &Method) -> Poll<Result<Response<()>, WireError>> {
+        loop {
+            // A server may want the whole request body before it answers.
+            if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+                return Poll::Ready(Err(e));
+            }
+            while let Some(head) = wire::parse_head(&mut self.rbuf, method)? {
+                if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                    // Nothing asked for an upgrade (Upgrade is hop-by-hop and removed).
+                    return Poll::Ready(Err(WireError::Head("unrequested protocol switch")));
+                }
+                if head.response.status().is_informational() {
+                    // 100 Continue, 103 Early Hints: the final response follows.
+                    continue;
+                }
+                self.framing = head.framing;
+                self.keep_alive = head.keep_alive;
+                return Poll::Ready(Ok(head.response));
+            }
+            if ready!(self.poll_fill(cx))? == 0 {
+                return Poll::Ready(Err(WireError::Closed));
+            }
+        }
+    }
+
+    /// The next piece of the response body; `None` at its end.
+    pub(super) fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, WireError>>> {
+        if let Poll::Ready(Err(e)) = self.poll_send(cx) {
+            self.broken = true;
+            return Poll::Ready(Some(Err(e)));
+        }
+        loop {
+            match self.framing.decode(&mut self.rbuf) {
+                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(Decoded::Trailers(t)) => return Poll::Ready(Some(Ok(Frame::trailers(t)))),
+                Ok(Decoded::End) => return Poll::Ready(None),
+                Ok(Decoded::More) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) => {
+                    self.keep_alive = false;
+                    return match self.framing.at_eof() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(e) => {
+                            self.broken = true;
+                            Poll::Ready(Some(Err(e)))
+                        }
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+            }
+        }
+    }
+
+    /// The response body's remaining length, when known.
+    pub(super) fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Reads what the socket has into the read buffer; `Ok(0)` is the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_SIZE / 2 {
+            self.rbuf.reserve(READ_SIZE);
+        }
+        loop {
+            match self.io.try_read_buf(&mut self.rbuf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.io.poll_read_ready(cx))?,
+                res => return Poll::Ready(res),
+            }
+        }
+    }
+
+    /// Writes more of a request body that did not fit the head's write. `Ready(Ok)` once it is
+    /// all written (or there was none).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        let Conn { io, sending, .. } = self;
+        let Some(s) = sending else {
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            while !s.out.is_empty() {
+                let n = ready!(Pin::new(&mut *io).poll_write(cx, &s.out))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                }
+                s.out.advance(n);
+            }
+            let Some(body) = &mut s.body else {
+                *sending = None;
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers of a streamed request body are not forwarded.
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        s.out = if s.chunked {
+                            wire::encode_chunk(&data)
+                        } else {
+                            data
+                        };
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Err(WireError::RequestBody(e.to_string()))),
+                None => {
+                    s.body = None;
+                    if s.chunked {
+                        s.out = Bytes::from_static(wire::LAST_CHUNK);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The bytes of a buffered body (its one frame is always ready).
+fn full_bytes(mut full: http_body_util::Full<Bytes>) -> Bytes {
+    match Pin::new(&mut full).poll_frame(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Some(Ok(frame))) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    }
+}

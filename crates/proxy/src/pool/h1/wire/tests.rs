@@ -1,0 +1,345 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn head(raw: &[u8], method: &Method) -> Result<Option<Head>, WireError> {
+    parse_head(&mut BytesMut::from(raw), method)
+}
+
+fn complete(raw: &[u8]) -> Head {
+    head(raw, &Method::GET).unwrap().unwrap()
+}
+
+/// Feeds `wire` to a decoder in reads of the given sizes (cycled) and collects the body.
+fn decode_all(
+    mut framing: Framing,
+    wire: &[u8],
+    reads: &[usize],
+) -> Result<(Vec<u8>, Option<HeaderMap>), WireError> {
+    let mut buf = BytesMut::new();
+    let mut body = Vec::new();
+    let mut trailers = None;
+    let mut fed = 0;
+    let mut read = reads.iter().cycle();
+    loop {
+        match framing.decode(&mut buf)? {
+            Decoded::Data(d) => {
+                assert!(!d.is_empty(), "data steps are never empty");
+                body.extend_from_slice(&d);
+            }
+            Decoded::Trailers(t) => trailers = Some(t),
+            Decoded::End => return Ok((body, trailers)),
+            Decoded::More if fed == wire.len() => {
+                framing.at_eof()?;
+                return Ok((body, trailers));
+            }
+            Decoded::More => {
+                let n = (*read.next().unwrap_or(&1)).clamp(1, wire.len() - fed);
+                buf.extend_from_slice(&wire[fed..fed + n]);
+                fed += n;
+            }
+        }
+    }
+}
+
+fn chunked(body: &[u8], sizes: &[usize], trailer: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    let mut size = sizes.iter().cycle();
+    while !rest.is_empty() {
+        let n = (*size.next().unwrap_or(&1)).clamp(1, rest.len());
+        // Upper-case hex and a chunk extension, both legal.
+        out.extend_from_slice(format!("{n:X};ext=1\r\n").as_bytes());
+        out.extend_from_slice(&rest[..n]);
+        out.extend_from_slice(b"\r\n");
+        rest = &rest[n..];
+    }
+    out.extend_from_slice(b"0\r\n");
+    if trailer {
+        out.extend_from_slice(b"x-checksum: abc\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[test]
+fn a_head_is_split_off_and_its_values_share_the_read_buffer() {
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\nok"[..]);
+    let start = buf.as_ptr() as usize;
+    let h = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
+    assert_eq!(&buf[..], b"ok", "the body stays in the buffer");
+    assert_eq!(h.response.status(), StatusCode::OK);
+    assert_eq!(h.response.version(), Version::HTTP_11);
+    assert_eq!(h.framing, Framing::Length(2));
+    assert!(h.keep_alive);
+    let values: Vec<_> = h.response.headers().get_all("x-a").iter().collect();
+    assert_eq!(values, ["1", "2"]);
+    let at = values[0].as_bytes().as_ptr() as usize;
+    assert!(
+        at > start && at < start + 60,
+        "the value was not copied out of the head"
+    );
+}
+
+#[test]
+fn an_incomplete_head_asks_for_more() {
+    assert!(
+        head(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n", &Method::GET)
+            .unwrap()
+            .is_none()
+    );
+    assert!(head(b"", &Method::GET).unwrap().is_none());
+}
+
+#[test]
+fn framing_follows_rfc_9112() {
+    let cases: [(&[u8], Method, Framing, bool); 9] = [
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n",
+            Method::HEAD,
+            Framing::Done,
+            true,
+        ),
+        (
+            b"HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n",
+            Method::GET,
+            Framing::Done,
+            true,
+        ),
+        (
+            b"HTTP/1.1 304 Not Modified\r\n\r\n",
+            Method::GET,
+            Framing::Done,
+            true,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n",
+            Method::GET,
+            Framing::Chunked(Chunk::Size),
+            true,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
+            Method::GET,
+            Framing::UntilClose,
+            false,
+        ),
+        // Both: chunked wins and the connection is not reused (a smuggling attempt, maybe).
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+            Method::GET,
+            Framing::Chunked(Chunk::Size),
+            false,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            Method::GET,
+            Framing::UntilClose,
+            false,
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+            Method::GET,
+            Framing::Length(1),
+            false,
+        ),
+        (
+            b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\nconnection: Keep-Alive\r\n\r\n",
+            Method::GET,
+            Framing::Length(1),
+            true,
+        ),
+    ];
+    for (raw, method, framing, keep_alive) in cases {
+        let h = head(raw, &method).unwrap().unwrap();
+        let text = String::from_utf8_lossy(raw);
+        assert_eq!(h.framing, framing, "{text}");
+        assert_eq!(h.keep_alive, keep_alive, "{text}");
+    }
+    let h = complete(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\nconnection: x-a, close\r\n\r\n");
+    assert!(!h.keep_alive);
+    let h = complete(b"HTTP/1.1 200 OK\r\ncontent-length: 4, 4\r\ncontent-length: 4\r\n\r\n");
+    assert_eq!(h.framing, Framing::Length(4));
+}
+
+#[test]
+fn bad_heads_are_errors() {
+    let many = format!("HTTP/1.1 200 OK\r\n{}\r\n", "x-a: 1\r\n".repeat(MAX_HEADERS + 1));
+    let long = format!("HTTP/1.1 200 OK\r\nx-a: {}", "a".repeat(MAX_HEAD + 1));
+    for raw in [
+        &b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\ncontent-length: 5\r\n\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 99999999999999999999\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length:\r\n\r\n",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        many.as_bytes(),
+        long.as_bytes(),
+    ] {
+        assert!(
+            head(raw, &Method::GET).is_err(),
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+}
+
+#[test]
+fn a_chunked_body_with_trailers_decodes() {
+    let wire = b"2\r\nok\r\n3;name=value\r\n!!!\r\n0\r\nx-sum: 1\r\n\r\n";
+    let (body, trailers) = decode_all(Framing::Chunked(Chunk::Size), wire, &[1, 5, 2]).unwrap();
+    assert_eq!(body, b"ok!!!");
+    assert_eq!(trailers.unwrap()["x-sum"], "1");
+}
+
+#[test]
+fn broken_bodies_are_errors() {
+    let chunked = Framing::Chunked(Chunk::Size);
+    assert!(decode_all(chunked, b"zz\r\nok\r\n0\r\n\r\n", &[64]).is_err());
+    assert!(decode_all(chunked, b"2\r\nokX\r\n0\r\n\r\n", &[64]).is_err());
+    // The connection closed early.
+    assert!(matches!(
+        decode_all(chunked, b"2\r\nok\r\n", &[64]),
+        Err(WireError::Closed)
+    ));
+    assert!(matches!(
+        decode_all(Framing::Length(5), b"ok", &[64]),
+        Err(WireError::Closed)
+    ));
+    // Close-delimited bodies end at the close.
+    let (body, _) = decode_all(Framing::UntilClose, b"all of it", &[3]).unwrap();
+    assert_eq!(body, b"all of it");
+}
+
+#[test]
+fn a_length_body_leaves_what_follows_it_in_the_buffer() {
+    let mut buf = BytesMut::from(&b"okHTTP/1.1"[..]);
+    let mut f = Framing::Length(2);
+    assert_eq!(
+        f.decode(&mut buf).unwrap(),
+        Decoded::Data(Bytes::from_static(b"ok"))
+    );
+    assert_eq!(f.decode(&mut buf).unwrap(), Decoded::End);
+    assert_eq!(&buf[..], b"HTTP/1.1");
+    assert!(f.is_end());
+}
+
+fn request(method: Method, headers: &[(&'static str, &'static str)]) -> Parts {
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri("/a/b?c=d")
+        .body(())
+        .unwrap();
+    for (n, v) in headers {
+        req.headers_mut().append(*n, HeaderValue::from_static(v));
+    }
+    req.into_parts().0
+}
+
+fn encoded(parts: &Parts, length: Option<u64>) -> (String, bool) {
+    let mut out = Vec::new();
+    let chunked = encode_head(parts, length, &mut out);
+    (String::from_utf8(out).unwrap(), chunked)
+}
+
+#[test]
+fn request_heads_carry_the_framing_of_the_body_sent() {
+    let get = request(Method::GET, &[("host", "svc"), ("x-a", "1")]);
+    assert_eq!(
+        encoded(&get, Some(0)),
+        (
+            "GET /a/b?c=d HTTP/1.1\r\nhost: svc\r\nx-a: 1\r\n\r\n".to_string(),
+            false
+        )
+    );
+    let post = request(Method::POST, &[("host", "svc")]);
+    assert_eq!(
+        encoded(&post, Some(0)).0,
+        "POST /a/b?c=d HTTP/1.1\r\nhost: svc\r\ncontent-length: 0\r\n\r\n"
+    );
+    // The client's own framing fields are replaced by the body's.
+    let streamed = request(
+        Method::PUT,
+        &[
+            ("content-length", "7"),
+            ("transfer-encoding", "chunked"),
+            ("host", "svc"),
+        ],
+    );
+    assert_eq!(
+        encoded(&streamed, None),
+        (
+            "PUT /a/b?c=d HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n".to_string(),
+            true
+        )
+    );
+    assert_eq!(
+        encoded(&streamed, Some(12345)).0,
+        "PUT /a/b?c=d HTTP/1.1\r\nhost: svc\r\ncontent-length: 12345\r\n\r\n"
+    );
+    // A GET that said `content-length: 0` still says it.
+    let get0 = request(Method::GET, &[("content-length", "0")]);
+    assert_eq!(
+        encoded(&get0, Some(0)).0,
+        "GET /a/b?c=d HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+    );
+}
+
+#[test]
+fn chunks_are_framed_with_their_hex_size() {
+    assert_eq!(&encode_chunk(&[b'a'; 26])[..4], b"1a\r\n");
+    assert_eq!(&encode_chunk(b"ok")[..], b"2\r\nok\r\n");
+}
+
+proptest! {
+    #[test]
+    fn chunked_bodies_decode_to_what_was_sent_however_they_are_cut(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+        sizes in proptest::collection::vec(1usize..80, 1..6),
+        reads in proptest::collection::vec(1usize..50, 1..6),
+        trailer in any::<bool>(),
+    ) {
+        let wire = chunked(&body, &sizes, trailer);
+        let (got, trailers) = decode_all(Framing::Chunked(Chunk::Size), &wire, &reads).unwrap();
+        prop_assert_eq!(got, body);
+        prop_assert_eq!(trailers.is_some(), trailer);
+    }
+
+    #[test]
+    fn length_bodies_decode_to_what_was_sent_however_they_are_cut(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+        reads in proptest::collection::vec(1usize..50, 1..6),
+    ) {
+        let (got, _) = decode_all(Framing::Length(body.len() as u64), &body, &reads).unwrap();
+        prop_assert_eq!(got, body);
+    }
+
+    #[test]
+    fn a_head_parses_the_same_whatever_the_reads(cut in 1usize..60, len in 0u64..1_000_000) {
+        let raw = format!("HTTP/1.1 201 Created\r\ncontent-length: {len}\r\nx-b: v\r\n\r\n");
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for piece in raw.as_bytes().chunks(cut) {
+            prop_assert!(got.is_none(), "complete before the last byte");
+            buf.extend_from_slice(piece);
+            got = parse_head(&mut buf, &Method::GET).unwrap();
+        }
+        let h = got.unwrap();
+        prop_assert_eq!(h.framing, Framing::Length(len));
+        prop_assert_eq!(h.response.status(), StatusCode::CREATED);
+        prop_assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_parser(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = head(&raw, &Method::GET);
+        let _ = decode_all(Framing::Chunked(Chunk::Size), &raw, &[7]);
+    }
+
+    #[test]
+    fn lengths_render_like_display(n in any::<u64>()) {
+        let mut digits = [0u8; 20];
+        let shown = n.to_string();
+        prop_assert_eq!(render_decimal(n, &mut digits), shown.as_bytes());
+    }
+}
