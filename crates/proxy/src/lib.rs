@@ -12,6 +12,7 @@ mod admin;
 mod cluster;
 mod error;
 mod headers;
+mod http1;
 mod listener;
 mod matcher;
 mod normalize;

@@ -1,4 +1,5 @@
-//! Accept loops: one per bound socket, serving HTTP/1.1 and h2c (prior knowledge) with keep-alive.
+//! Accept loops: one per bound socket, serving HTTP/1.1 ([`h1`], our own) and h2c with prior
+//! knowledge (hyper's), both with keep-alive.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -6,14 +7,23 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Inner;
+use crate::http1::io::Inbound;
 use crate::pipeline::{self, ConnInfo};
 use crate::snapshot::ListenerKey;
+
+mod body;
+mod h1;
+mod rewind;
+
+pub(crate) use body::ReqBody;
+
+/// The first bytes of every h2c connection with prior knowledge (RFC 9113 §3.4).
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A socket being served. Dropping it stops accepting and lets open connections finish their
 /// in-flight requests (graceful shutdown), as Envoy drains a removed listener.
@@ -69,23 +79,48 @@ async fn accept_loop(
             local: stream.local_addr().unwrap_or(bound),
             remote,
         });
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| pipeline::serve(inner.clone(), conn.clone(), req));
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let served = builder.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(served);
-            tokio::select! {
-                res = served.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(%remote, error = %e, "downstream connection ended with an error");
-                    }
-                }
-                _ = shutdown.changed() => {
-                    served.as_mut().graceful_shutdown();
-                    let _ = served.await;
-                }
+        tokio::spawn(serve(inner, conn, stream, shutdown.clone()));
+    }
+}
+
+/// Serves one connection: HTTP/1.1 unless its first bytes are the h2c preface.
+async fn serve(
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    stream: TcpStream,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut inbound = Inbound::new();
+    // Usually one read: an HTTP/1.1 request's first byte already differs from the preface's.
+    while inbound.buf.len() < PREFACE.len() && PREFACE.starts_with(&inbound.buf) {
+        tokio::select! {
+            read = inbound.fill(&stream) => if !matches!(read, Ok(n) if n > 0) { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+    if !inbound.buf.starts_with(PREFACE) {
+        return h1::serve(inner, conn, stream, inbound, shutdown).await;
+    }
+    let remote = conn.remote;
+    let io = rewind::Rewind {
+        prefix: inbound.buf.freeze(),
+        io: stream,
+    };
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        pipeline::serve(inner.clone(), conn.clone(), req.map(ReqBody::Hyper))
+    });
+    let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(served);
+    tokio::select! {
+        res = served.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(%remote, error = %e, "downstream h2c connection ended with an error");
             }
-        });
+        }
+        _ = shutdown.changed() => {
+            served.as_mut().graceful_shutdown();
+            let _ = served.await;
+        }
     }
 }

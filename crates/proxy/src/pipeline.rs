@@ -10,11 +10,11 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
-use hyper::body::Incoming;
 use strait_mesh::Direction;
 
 use crate::Inner;
 use crate::access_log::LogEntry;
+use crate::listener::ReqBody;
 use crate::matcher::RequestView;
 use crate::normalize::normalize_path;
 use crate::reply::{Flags, RespBody, local};
@@ -61,7 +61,7 @@ pub(crate) struct Canon {
 pub(crate) async fn serve(
     inner: Arc<Inner>,
     conn: Arc<ConnInfo>,
-    mut req: Request<Incoming>,
+    mut req: Request<ReqBody>,
 ) -> Result<Response<RespBody>, Infallible> {
     let started = Instant::now();
     // Envoy's connection manager gives every request an id before anything else looks at it.
@@ -161,7 +161,7 @@ pub(crate) async fn serve(
 }
 
 /// Applies path normalization to the request URI, keeping the query untouched.
-fn normalize_uri(req: &mut Request<Incoming>) {
+fn normalize_uri(req: &mut Request<ReqBody>) {
     let Cow::Owned(path) = normalize_path(req.uri().path()) else {
         return;
     };
@@ -192,7 +192,7 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 
 /// Authority from the URI (absolute-form from an explicit-proxy client, or HTTP/2 `:authority`),
 /// else the Host header.
-fn canonicalize(req: &Request<Incoming>, listener_port: u16) -> Canon {
+fn canonicalize(req: &Request<ReqBody>, listener_port: u16) -> Canon {
     let authority = match req.uri().authority() {
         Some(a) => a.as_str().to_string(),
         None => req
@@ -219,7 +219,7 @@ async fn route_request(
     snap: &Arc<Snapshot>,
     listener: &ListenerRt,
     canon: &Canon,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     outcome: &mut Outcome,
 ) -> Response<RespBody> {
     let Some(table) = snap.tables.get(listener.table) else {

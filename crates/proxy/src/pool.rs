@@ -19,6 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use strait_mesh::{Cluster, UpstreamProtocol};
+
+use crate::listener::ReqBody;
 use tokio::net::TcpStream;
 
 mod h1;
@@ -26,7 +28,7 @@ mod h1;
 use h1::{Checkin, H1Pool};
 
 /// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
-pub(crate) type UpBody = Either<Full<Bytes>, Incoming>;
+pub(crate) type UpBody = Either<Full<Bytes>, ReqBody>;
 
 /// Errors of bodies sent downstream (hyper's server takes any boxed error).
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
 
 use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt};
 use crate::headers::strip_hop_by_hop;
+use crate::listener::ReqBody;
 use crate::pipeline::{Canon, Outcome};
 use crate::policy::{RetryPolicy, chance};
 use crate::pool::{SendError, UpBody, UpstreamBody};
@@ -56,7 +56,7 @@ pub(crate) async fn forward(
     weighted: &Weighted,
     canon: &Canon,
     matched_prefix: Option<&str>,
-    req: Request<Incoming>,
+    req: Request<ReqBody>,
     cors_origin: Option<HeaderValue>,
     outcome: &mut Outcome,
 ) -> Response<RespBody> {
@@ -322,7 +322,7 @@ async fn run_tries(
     cluster: &ClusterRt,
     retries: Option<&RetryPolicy>,
     template: &mut Template,
-    body: &mut Either<Bytes, Option<Incoming>>,
+    body: &mut Either<Bytes, Option<ReqBody>>,
     outcome: &mut Outcome,
 ) -> Result<TryOk, (TryError, bool)> {
     let max_tries = 1 + retries.map_or(0, |r| r.attempts);

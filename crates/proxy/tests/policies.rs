@@ -154,12 +154,7 @@ async fn retries_hit_flaky_backend_and_report_urx_when_exhausted() {
 
     // Connect failures are retried too, and reported as UF,URX.
     let dead = closed_port().await;
-    let mut c = cluster("dead", &[]);
-    c.endpoints.push(Endpoint {
-        address: dead,
-        labels: Default::default(),
-        weight: 1,
-    });
+    let c = cluster_at("dead", dead);
     let mut to_dead = route("dead", on("/"), to("dead"));
     to_dead.retries = Some(RetryPolicy {
         attempts: 1,

@@ -143,19 +143,7 @@ async fn partial_backend() -> (SocketAddr, Arc<Seen>) {
 #[tokio::test]
 async fn a_downstream_gone_mid_body_closes_the_upstream_connection() {
     let (backend, seen) = partial_backend().await;
-    let mut c = cluster("c", &[]);
-    c.endpoints.push(Endpoint {
-        address: backend,
-        labels: Default::default(),
-        weight: 1,
-    });
-    let cfg = config(
-        "v1",
-        Direction::Outbound,
-        vec![vhost(&["reviews"], vec![route("r", vec![], to("c"))])],
-        vec![c],
-    );
-    let (_p, addr) = start(cfg).await;
+    let (_p, addr) = start(reviews_to(backend)).await;
 
     // A client that reads the head and the first two bytes, then leaves.
     let mut client = TcpStream::connect(addr).await.unwrap();

@@ -28,10 +28,9 @@ use super::{SendError, UpBody, UpstreamBody};
 use crate::stats::FxBuildHasher;
 
 mod conn;
-mod wire;
 
+pub(crate) use crate::http1::WireError;
 use conn::Conn;
-pub(crate) use wire::WireError;
 
 /// Idle connections of one endpoint, each with the time it went idle.
 type IdleList = Vec<(Box<Conn>, Instant)>;

@@ -221,6 +221,27 @@ pub fn cluster(name: &str, backends: &[&Backend]) -> Cluster {
     }
 }
 
+/// A cluster of one endpoint at `addr` (a hand-written server or a closed port).
+pub fn cluster_at(name: &str, addr: SocketAddr) -> Cluster {
+    let mut c = cluster(name, &[]);
+    c.endpoints.push(Endpoint {
+        address: addr,
+        labels: Default::default(),
+        weight: 1,
+    });
+    c
+}
+
+/// An outbound proxy config sending every request for host `reviews` to `addr`.
+pub fn reviews_to(addr: SocketAddr) -> ProxyConfig {
+    config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(&["reviews"], vec![route("r", vec![], to("c"))])],
+        vec![cluster_at("c", addr)],
+    )
+}
+
 pub fn to(cluster: &str) -> RouteAction {
     RouteAction::Forward(vec![WeightedCluster {
         cluster: cluster.into(),

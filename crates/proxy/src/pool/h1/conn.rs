@@ -7,40 +7,39 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use http::{Method, Request, Response};
 use http_body_util::Either;
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::{Body, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::wire::{self, Decoded, Framing, WireError};
+use crate::http1::framing::{self, Framing};
+use crate::http1::io::Inbound;
+use crate::http1::{WireError, client};
+use crate::listener::ReqBody;
 use crate::pool::UpBody;
 
 /// Request bodies up to this size go out in the same write as the head (one copy, one syscall).
 const INLINE_BODY: usize = 16 * 1024;
-/// Each read asks for at least this much room.
-const READ_SIZE: usize = 8 * 1024;
 
 /// A request body still on its way upstream.
 struct Sending {
     /// Bytes taken from the body and not yet written (a chunk with its framing, when chunked).
     out: Bytes,
     /// The rest of a body streamed from downstream; `None` once it ended (or for a buffered body).
-    body: Option<Incoming>,
+    body: Option<ReqBody>,
     chunked: bool,
 }
 
 /// An upstream HTTP/1.1 connection.
 pub(super) struct Conn {
     io: TcpStream,
-    /// Read buffer, kept across responses: body bytes are split off it and handed downstream,
-    /// and once those are written it is reused without a new allocation.
-    rbuf: BytesMut,
+    /// What was read and not consumed, and the framing of the response body being read; kept
+    /// across responses.
+    inbound: Inbound,
     /// Write buffer for request heads, kept across requests.
     wbuf: Vec<u8>,
-    /// The body of the response being read.
-    framing: Framing,
     sending: Option<Sending>,
     /// The last response allowed another request on this connection.
     keep_alive: bool,
@@ -52,9 +51,8 @@ impl Conn {
     pub(super) fn new(io: TcpStream) -> Self {
         Conn {
             io,
-            rbuf: BytesMut::new(),
+            inbound: Inbound::new(),
             wbuf: Vec::new(),
-            framing: Framing::Done,
             sending: None,
             keep_alive: true,
             broken: false,
@@ -84,8 +82,8 @@ impl Conn {
         !self.broken
             && self.keep_alive
             && self.sending.is_none()
-            && self.framing.is_end()
-            && self.rbuf.is_empty()
+            && self.inbound.framing.is_end()
+            && self.inbound.buf.is_empty()
     }
 
     /// Writes `req` (origin-form target, `Host` set) and reads until the response head. A body
@@ -101,7 +99,7 @@ impl Conn {
             Either::Right(stream) => (stream.size_hint().exact(), Either::Right(stream)),
         };
         self.wbuf.clear();
-        let chunked = wire::encode_head(&parts, length, &mut self.wbuf);
+        let chunked = client::encode_request_head(&parts, length, &mut self.wbuf);
         self.sending = match body {
             Either::Left(data) if data.len() <= INLINE_BODY => {
                 self.wbuf.extend_from_slice(&data);
@@ -118,7 +116,7 @@ impl Conn {
                 chunked,
             }),
         };
-        self.framing = Framing::Done;
+        self.inbound.framing = Framing::Done;
         self.broken = true; // until the response head is in
         self.io.write_all(&self.wbuf).await?;
         let method = parts.method;
@@ -133,7 +131,7 @@ impl Conn {
             if let Poll::Ready(Err(e)) = self.poll_send(cx) {
                 return Poll::Ready(Err(e));
             }
-            while let Some(head) = wire::parse_head(&mut self.rbuf, method)? {
+            while let Some(head) = client::parse_response_head(&mut self.inbound.buf, method)? {
                 if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                     // Nothing asked for an upgrade (Upgrade is hop-by-hop and removed).
                     return Poll::Ready(Err(WireError::Head("unrequested protocol switch")));
@@ -142,11 +140,11 @@ impl Conn {
                     // 100 Continue, 103 Early Hints: the final response follows.
                     continue;
                 }
-                self.framing = head.framing;
+                self.inbound.framing = head.framing;
                 self.keep_alive = head.keep_alive;
                 return Poll::Ready(Ok(head.response));
             }
-            if ready!(self.poll_fill(cx))? == 0 {
+            if ready!(self.inbound.poll_fill(&self.io, cx))? == 0 {
                 return Poll::Ready(Err(WireError::Closed));
             }
         }
@@ -161,53 +159,17 @@ impl Conn {
             self.broken = true;
             return Poll::Ready(Some(Err(e)));
         }
-        loop {
-            match self.framing.decode(&mut self.rbuf) {
-                Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                Ok(Decoded::Trailers(t)) => return Poll::Ready(Some(Ok(Frame::trailers(t)))),
-                Ok(Decoded::End) => return Poll::Ready(None),
-                Ok(Decoded::More) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-            match ready!(self.poll_fill(cx)) {
-                Ok(0) => {
-                    self.keep_alive = false;
-                    return match self.framing.at_eof() {
-                        Ok(()) => Poll::Ready(None),
-                        Err(e) => {
-                            self.broken = true;
-                            Poll::Ready(Some(Err(e)))
-                        }
-                    };
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-            }
+        let frame = ready!(self.inbound.poll_body(&self.io, cx));
+        // (A close-delimited body that ended with the connection left `keep_alive` false.)
+        if let Some(Err(_)) = &frame {
+            self.broken = true;
         }
+        Poll::Ready(frame)
     }
 
-    /// The response body's remaining length, when known.
+    /// The response body's framing, and how far it was read.
     pub(super) fn framing(&self) -> Framing {
-        self.framing
-    }
-
-    /// Reads what the socket has into the read buffer; `Ok(0)` is the end of the stream.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.rbuf.capacity() - self.rbuf.len() < READ_SIZE / 2 {
-            self.rbuf.reserve(READ_SIZE);
-        }
-        loop {
-            match self.io.try_read_buf(&mut self.rbuf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => ready!(self.io.poll_read_ready(cx))?,
-                res => return Poll::Ready(res),
-            }
-        }
+        self.inbound.framing
     }
 
     /// Writes more of a request body that did not fit the head's write. `Ready(Ok)` once it is
@@ -236,7 +198,7 @@ impl Conn {
                         && !data.is_empty()
                     {
                         s.out = if s.chunked {
-                            wire::encode_chunk(&data)
+                            framing::encode_chunk(&data)
                         } else {
                             data
                         };
@@ -246,7 +208,7 @@ impl Conn {
                 None => {
                     s.body = None;
                     if s.chunked {
-                        s.out = Bytes::from_static(wire::LAST_CHUNK);
+                        s.out = Bytes::from_static(framing::LAST_CHUNK);
                     }
                 }
             }

@@ -1,9 +1,17 @@
 use proptest::prelude::*;
 
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+
+use super::client::{Head, encode_request_head, parse_response_head};
+use super::fields::render_decimal;
+use super::framing::{self, Chunk, Decoded, Framing, encode_chunk, push_chunk};
+use super::server::{self, BodyFraming, ResponseFacts, encode_response_head, parse_request_head};
 use super::*;
 
 fn head(raw: &[u8], method: &Method) -> Result<Option<Head>, WireError> {
-    parse_head(&mut BytesMut::from(raw), method)
+    parse_response_head(&mut BytesMut::from(raw), method)
 }
 
 fn complete(raw: &[u8]) -> Head {
@@ -66,7 +74,7 @@ fn chunked(body: &[u8], sizes: &[usize], trailer: bool) -> Vec<u8> {
 fn a_head_is_split_off_and_its_values_share_the_read_buffer() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\nok"[..]);
     let start = buf.as_ptr() as usize;
-    let h = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
+    let h = parse_response_head(&mut buf, &Method::GET).unwrap().unwrap();
     assert_eq!(&buf[..], b"ok", "the body stays in the buffer");
     assert_eq!(h.response.status(), StatusCode::OK);
     assert_eq!(h.response.version(), Version::HTTP_11);
@@ -238,7 +246,7 @@ fn request(method: Method, headers: &[(&'static str, &'static str)]) -> Parts {
 
 fn encoded(parts: &Parts, length: Option<u64>) -> (String, bool) {
     let mut out = Vec::new();
-    let chunked = encode_head(parts, length, &mut out);
+    let chunked = encode_request_head(parts, length, &mut out);
     (String::from_utf8(out).unwrap(), chunked)
 }
 
@@ -322,7 +330,7 @@ proptest! {
         for piece in raw.as_bytes().chunks(cut) {
             prop_assert!(got.is_none(), "complete before the last byte");
             buf.extend_from_slice(piece);
-            got = parse_head(&mut buf, &Method::GET).unwrap();
+            got = parse_response_head(&mut buf, &Method::GET).unwrap();
         }
         let h = got.unwrap();
         prop_assert_eq!(h.framing, Framing::Length(len));
@@ -341,5 +349,225 @@ proptest! {
         let mut digits = [0u8; 20];
         let shown = n.to_string();
         prop_assert_eq!(render_decimal(n, &mut digits), shown.as_bytes());
+    }
+}
+
+fn request_head(raw: &[u8]) -> Result<Option<server::RequestHead>, WireError> {
+    parse_request_head(&mut BytesMut::from(raw))
+}
+
+#[test]
+fn request_heads_parse_with_their_framing_and_persistence() {
+    let mut buf = BytesMut::from(
+        &b"POST /a?b=c HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabcGET"[..],
+    );
+    let h = parse_request_head(&mut buf).unwrap().unwrap();
+    assert_eq!(
+        &buf[..],
+        b"abcGET",
+        "the body and what follows stay in the buffer"
+    );
+    assert_eq!(h.request.method(), Method::POST);
+    assert_eq!(h.request.uri().path(), "/a");
+    assert_eq!(h.request.uri().query(), Some("b=c"));
+    assert_eq!(h.request.headers()["host"], "svc");
+    assert_eq!(h.framing, Framing::Length(3));
+    assert!(h.keep_alive && h.expect_continue);
+
+    let cases: [(&[u8], Framing, bool); 6] = [
+        (b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", Framing::Done, true),
+        (
+            b"GET / HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+            Framing::Done,
+            true,
+        ),
+        (
+            b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n",
+            Framing::Chunked(Chunk::Size),
+            true,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n",
+            Framing::Done,
+            false,
+        ),
+        (b"GET / HTTP/1.0\r\n\r\n", Framing::Done, false),
+        (
+            b"GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n",
+            Framing::Done,
+            true,
+        ),
+    ];
+    for (raw, framing, keep_alive) in cases {
+        let h = request_head(raw).unwrap().unwrap();
+        let text = String::from_utf8_lossy(raw);
+        assert_eq!((h.framing, h.keep_alive), (framing, keep_alive), "{text}");
+        assert!(!h.expect_continue, "{text}");
+    }
+    // An explicit proxy's absolute-form target keeps its authority.
+    let h = request_head(b"GET http://reviews:9080/r HTTP/1.1\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        h.request.uri().authority().map(|a| a.as_str()),
+        Some("reviews:9080")
+    );
+    assert!(request_head(b"GET / HTTP/1.1\r\nhost: a\r\n").unwrap().is_none());
+}
+
+#[test]
+fn ambiguous_or_oversized_request_heads_are_refused() {
+    for raw in [
+        // Request smuggling shapes (RFC 9112 §6.1, §6.3).
+        &b"POST / HTTP/1.1\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n"[..],
+        b"POST / HTTP/1.1\r\ntransfer-encoding: chunked, gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\n",
+        b"POST / HTTP/1.1\r\ncontent-length: +3\r\n\r\n",
+        b"G@T / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/2.0\r\n\r\n",
+    ] {
+        let got = request_head(raw);
+        assert!(
+            matches!(got, Err(WireError::Head(_))),
+            "{}: {got:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let many = format!("GET / HTTP/1.1\r\n{}\r\n", "x-a: 1\r\n".repeat(MAX_HEADERS + 1));
+    assert!(matches!(
+        request_head(many.as_bytes()),
+        Err(WireError::TooLarge(_))
+    ));
+    let long = format!("GET / HTTP/1.1\r\nx-a: {}", "a".repeat(MAX_HEAD + 1));
+    assert!(matches!(
+        request_head(long.as_bytes()),
+        Err(WireError::TooLarge(_))
+    ));
+    // More fields than fit on the stack, fewer than the limit: parsed on the second try.
+    let fifty = format!("GET / HTTP/1.1\r\n{}\r\n", "x-a: 1\r\n".repeat(50));
+    let h = request_head(fifty.as_bytes()).unwrap().unwrap();
+    assert_eq!(h.request.headers().get_all("x-a").iter().count(), 50);
+}
+
+fn facts(status: u16) -> ResponseFacts {
+    ResponseFacts {
+        status: StatusCode::from_u16(status).unwrap(),
+        head_request: false,
+        http10: false,
+        keep_alive: true,
+        body_length: None,
+    }
+}
+
+fn response_head(
+    facts: ResponseFacts,
+    headers: &[(&'static str, &'static str)],
+) -> (String, BodyFraming, bool) {
+    let mut map = HeaderMap::new();
+    for (n, v) in headers {
+        map.append(*n, HeaderValue::from_static(v));
+    }
+    let mut out = Vec::new();
+    let (framing, keep) = encode_response_head(facts, &map, &mut out);
+    (String::from_utf8(out).unwrap(), framing, keep)
+}
+
+#[test]
+fn response_heads_frame_the_body_for_the_client() {
+    let date = ("date", "Thu, 26 Nov 2026 16:00:00 GMT");
+    // The response's own length is kept; its transfer-encoding and connection are ours.
+    let (text, framing, keep) = response_head(
+        facts(200),
+        &[
+            ("content-length", "5"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "x"),
+            date,
+        ],
+    );
+    assert_eq!(
+        text,
+        "HTTP/1.1 200 OK\r\ndate: Thu, 26 Nov 2026 16:00:00 GMT\r\ncontent-length: 5\r\n\r\n"
+    );
+    assert_eq!((framing, keep), (BodyFraming::Length(5), true));
+    // Unknown length: chunked for HTTP/1.1, until the close for HTTP/1.0.
+    let (text, framing, _) = response_head(facts(200), &[date]);
+    assert!(text.ends_with("transfer-encoding: chunked\r\n\r\n"), "{text}");
+    assert_eq!(framing, BodyFraming::Chunked);
+    let (text, framing, keep) = response_head(
+        ResponseFacts {
+            http10: true,
+            ..facts(200)
+        },
+        &[date],
+    );
+    assert!(text.ends_with("connection: close\r\n\r\n"), "{text}");
+    assert_eq!((framing, keep), (BodyFraming::UntilClose, false));
+    // An HTTP/1.0 client that keeps the connection is told so.
+    let (text, _, keep) = response_head(
+        ResponseFacts {
+            http10: true,
+            body_length: Some(0),
+            ..facts(200)
+        },
+        &[date],
+    );
+    assert!(
+        text.ends_with("content-length: 0\r\nconnection: keep-alive\r\n\r\n"),
+        "{text}"
+    );
+    assert!(keep);
+    // HEAD describes the body without sending it; 204 has no length at all.
+    let (text, framing, _) = response_head(
+        ResponseFacts {
+            head_request: true,
+            ..facts(200)
+        },
+        &[("content-length", "9"), date],
+    );
+    assert!(text.contains("content-length: 9\r\n"), "{text}");
+    assert_eq!(framing, BodyFraming::None);
+    let (text, framing, _) = response_head(facts(204), &[("content-length", "9"), date]);
+    assert!(!text.contains("content-length"), "{text}");
+    assert_eq!(framing, BodyFraming::None);
+    // A missing Date is added; a closing connection says so.
+    let (text, _, keep) = response_head(
+        ResponseFacts {
+            keep_alive: false,
+            body_length: Some(2),
+            ..facts(503)
+        },
+        &[],
+    );
+    assert!(
+        text.starts_with("HTTP/1.1 503 Service Unavailable\r\ndate: "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(" GMT\r\ncontent-length: 2\r\nconnection: close\r\n\r\n"),
+        "{text}"
+    );
+    assert!(!keep);
+}
+
+proptest! {
+    #[test]
+    fn chunks_written_decode_to_the_same_bytes(
+        pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..300), 0..6),
+        reads in proptest::collection::vec(1usize..40, 1..4),
+    ) {
+        let mut wire = Vec::new();
+        for p in &pieces {
+            push_chunk(p, &mut wire);
+        }
+        wire.extend_from_slice(framing::LAST_CHUNK);
+        let (got, trailers) = decode_all(Framing::Chunked(Chunk::Size), &wire, &reads).unwrap();
+        prop_assert_eq!(got, pieces.concat());
+        prop_assert!(trailers.is_none());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_request_parser(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let _ = request_head(&raw);
     }
 }

@@ -1,0 +1,150 @@
+//! Header sections: the parser's fields turned into a `HeaderMap` whose values share the head's
+//! bytes, and the fields that decide framing and persistence, noted on the way.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+
+use super::{MAX_HEAD, WireError};
+
+/// Where one header field's name and value sit in the head.
+pub(super) type Span = (u32, u32, u32, u32);
+
+/// Header fields looked for on the stack first; a head with more is parsed again with room for
+/// [`super::MAX_HEADERS`]. Small, because the span table is initialised on every parse.
+pub(super) const INLINE_HEADERS: usize = 24;
+
+/// Offsets of the parser's fields in `buf`: the values are cut out of the head once it is split
+/// off the read buffer, which the parser's borrow forbids while it lives.
+pub(super) fn spans<const N: usize>(buf: &[u8], fields: &[httparse::Header<'_>]) -> [Span; N] {
+    let mut spans = [(0, 0, 0, 0); N];
+    let base = buf.as_ptr() as usize;
+    // Offsets fit: a head longer than MAX_HEAD (64 KiB) is refused before its spans are used.
+    let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
+    for (span, f) in spans.iter_mut().zip(fields) {
+        let name = offset(f.name.as_bytes());
+        let value = offset(f.value);
+        *span = (
+            name,
+            name + f.name.len() as u32,
+            value,
+            value + f.value.len() as u32,
+        );
+    }
+    spans
+}
+
+/// The result of a scan: `Ok(None)` is an incomplete head; errors say which limit or rule broke.
+pub(super) fn check_scan(
+    complete: Option<usize>,
+    buffered: usize,
+    err: Option<httparse::Error>,
+) -> Result<Option<usize>, WireError> {
+    match (err, complete) {
+        (Some(httparse::Error::TooManyHeaders), _) => Err(WireError::TooLarge("too many header fields")),
+        (Some(_), _) => Err(WireError::Head("not an HTTP/1.x message")),
+        (None, Some(len)) if len <= MAX_HEAD => Ok(Some(len)),
+        (None, None) if buffered <= MAX_HEAD => Ok(None),
+        (None, _) => Err(WireError::TooLarge("head longer than 64 KiB")),
+    }
+}
+
+/// Room left in a parsed header map for the fields the proxy adds (request id, forwarding and
+/// attempt headers on requests; server, service time, CORS on responses). A full map grows on the
+/// next insert: a reallocation and a rehash of every field (~2,600 instructions a request).
+const ROOM_TO_ADD: usize = 8;
+
+/// Builds the header map from the spans of `head`, noting the framing fields.
+pub(super) fn header_map(head: &Bytes, spans: &[Span]) -> Result<(HeaderMap, FramingFields), WireError> {
+    let mut headers = HeaderMap::with_capacity(spans.len() + ROOM_TO_ADD);
+    let mut fields = FramingFields::default();
+    for &(ns, ne, vs, ve) in spans {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+            .map_err(|_| WireError::Head("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+            .map_err(|_| WireError::Head("invalid header value"))?;
+        fields.note(&name, &value)?;
+        headers.append(name, value);
+    }
+    Ok((headers, fields))
+}
+
+/// Header fields the framing and the connection's persistence depend on.
+#[derive(Debug, Default)]
+pub(super) struct FramingFields {
+    pub(super) content_length: Option<u64>,
+    pub(super) transfer_encoding: bool,
+    pub(super) chunked_last: bool,
+    pub(super) close: bool,
+    pub(super) keep_alive: bool,
+    pub(super) expect_continue: bool,
+}
+
+impl FramingFields {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), WireError> {
+        if name == header::CONTENT_LENGTH {
+            // `Content-Length: 5, 5` and repeated equal fields are one length; anything else is
+            // not a length.
+            for part in value.as_bytes().split(|b| *b == b',') {
+                let n = parse_decimal(part.trim_ascii()).ok_or(WireError::Head("invalid content-length"))?;
+                if self.content_length.is_some_and(|m| m != n) {
+                    return Err(WireError::Head("conflicting content-length fields"));
+                }
+                self.content_length = Some(n);
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            // Only the last coding decides whether the body is chunked.
+            if let Some(last) = value
+                .as_bytes()
+                .split(|b| *b == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|c| !c.is_empty())
+            {
+                self.chunked_last = last.eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name == header::CONNECTION {
+            for token in value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == header::EXPECT {
+            self.expect_continue |= value
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"100-continue");
+        }
+        Ok(())
+    }
+
+    /// Whether the connection stays open after this message, by its version (`0` is HTTP/1.0).
+    pub(super) fn persistent(&self, version: u8) -> bool {
+        if version == 0 {
+            self.keep_alive
+        } else {
+            !self.close
+        }
+    }
+}
+
+/// A non-empty run of ASCII digits that fits a `u64`.
+pub(super) fn parse_decimal(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+/// `n` in decimal, written into `digits`.
+pub(super) fn render_decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[i..];
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The server's side: request heads in, response heads out.
+
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use http::{HeaderMap, Method, Request, StatusCode, Uri, Version, header};
+
+use super::fields::{self, INLINE_HEADERS, Span};
+use super::framing::{Chunk, Framing};
+use super::{MAX_HEAD, MAX_HEADERS, WireError};
+
+/// A parsed request head and what it says about the body and the connection.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub(crate) request: Request<()>,
+    pub(crate) framing: Framing,
+    /// The client lets the connection carry another request after this one.
+    pub(crate) keep_alive: bool,
+    /// `Expect: 100-continue` on a request with a body: the client may wait for a 100 first.
+    pub(crate) expect_continue: bool,
+}
+
+/// What the parser saw of a complete request head, by offsets.
+struct Scanned<const N: usize> {
+    len: usize,
+    method: (u32, u32),
+    target: (u32, u32),
+    version: u8,
+    count: usize,
+    spans: [Span; N],
+}
+
+fn scan<const N: usize>(buf: &[u8]) -> Result<Option<Scanned<N>>, WireError> {
+    let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; N];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed =
+        httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut fields);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => fields::check_scan(Some(len), buf.len(), None)?,
+        Ok(httparse::Status::Partial) => fields::check_scan(None, buf.len(), None)?,
+        Err(e) => fields::check_scan(None, buf.len(), Some(e))?,
+    };
+    let Some(len) = len else { return Ok(None) };
+    let base = buf.as_ptr() as usize;
+    let span = |s: Option<&str>| {
+        let s = s.unwrap_or_default();
+        // Within the head, which is at most MAX_HEAD long.
+        let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
+        (start, start + s.len() as u32)
+    };
+    Ok(Some(Scanned {
+        len,
+        method: span(req.method),
+        target: span(req.path),
+        version: req.version.unwrap_or(1),
+        count: req.headers.len(),
+        spans: fields::spans(buf, req.headers),
+    }))
+}
+
+/// Parses a request head at the start of `buf` and splits it off. `None`: the head is not
+/// complete yet. Errors are the client's: 400, or 431 for [`WireError::TooLarge`].
+pub(crate) fn parse_request_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, WireError> {
+    match scan::<INLINE_HEADERS>(buf) {
+        Err(WireError::TooLarge(_)) if buf.len() <= MAX_HEAD => build(buf, scan::<MAX_HEADERS>(buf)?),
+        scanned => build(buf, scanned?),
+    }
+}
+
+fn build<const N: usize>(
+    buf: &mut BytesMut,
+    scanned: Option<Scanned<N>>,
+) -> Result<Option<RequestHead>, WireError> {
+    let Some(s) = scanned else { return Ok(None) };
+    let head = buf.split_to(s.len).freeze();
+    let method = Method::from_bytes(&head[s.method.0 as usize..s.method.1 as usize])
+        .map_err(|_| WireError::Head("invalid method"))?;
+    let uri = Uri::from_maybe_shared(head.slice(s.target.0 as usize..s.target.1 as usize))
+        .map_err(|_| WireError::Head("invalid request target"))?;
+    let (headers, f) = fields::header_map(&head, &s.spans[..s.count])?;
+    let framing = if f.transfer_encoding {
+        // RFC 9112 §6.1: a request whose last coding is not chunked cannot be delimited, and one
+        // with Content-Length too may be a smuggling attempt; Envoy refuses both.
+        if f.content_length.is_some() {
+            return Err(WireError::Head("both transfer-encoding and content-length"));
+        }
+        if !f.chunked_last {
+            return Err(WireError::Head("transfer-encoding does not end in chunked"));
+        }
+        Framing::Chunked(Chunk::Size)
+    } else {
+        match f.content_length {
+            Some(n) if n > 0 => Framing::Length(n),
+            _ => Framing::Done,
+        }
+    };
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = if s.version == 0 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    *request.headers_mut() = headers;
+    Ok(Some(RequestHead {
+        request,
+        keep_alive: f.persistent(s.version),
+        expect_continue: f.expect_continue && s.version == 1 && !framing.is_end(),
+        framing,
+    }))
+}
+
+/// How a response body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyFraming {
+    /// No body bytes at all (HEAD, 1xx, 204, 304).
+    None,
+    /// `Content-Length` of this many bytes.
+    Length(u64),
+    /// Chunked (an HTTP/1.1 client, length unknown).
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 client, length unknown).
+    UntilClose,
+}
+
+/// What [`encode_response_head`] needs to know about the exchange.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResponseFacts {
+    pub(crate) status: StatusCode,
+    /// The request was HEAD: the head describes a body that is not sent.
+    pub(crate) head_request: bool,
+    /// The client spoke HTTP/1.0.
+    pub(crate) http10: bool,
+    /// The connection stays open after this response (the client and the proxy both agree).
+    pub(crate) keep_alive: bool,
+    /// The body's exact length, when known.
+    pub(crate) body_length: Option<u64>,
+}
+
+/// Writes the status line and header section into `out`. The response's own `Content-Length`
+/// (when it is a valid length) is kept, or the body's known length used, else the body goes
+/// chunked (HTTP/1.1) or until the close (HTTP/1.0); `Transfer-Encoding` is always ours. Adds
+/// `Date` when missing, and `Connection` when the connection closes (or an HTTP/1.0 client keeps
+/// it). Returns how the body is framed, and whether the connection may stay open.
+pub(crate) fn encode_response_head(
+    facts: ResponseFacts,
+    headers: &HeaderMap,
+    out: &mut Vec<u8>,
+) -> (BodyFraming, bool) {
+    let status = facts.status;
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut length = None;
+    let mut has_date = false;
+    for (name, value) in headers {
+        if name == header::CONTENT_LENGTH {
+            if let Some(n) = fields::parse_decimal(value.as_bytes().trim_ascii()) {
+                length = Some(n);
+            }
+            continue;
+        }
+        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+            continue;
+        }
+        has_date |= name == header::DATE;
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !has_date {
+        out.extend_from_slice(b"date: ");
+        push_date(out);
+        out.extend_from_slice(b"\r\n");
+    }
+    let no_content = status.is_informational() || status == StatusCode::NO_CONTENT;
+    let length = if no_content {
+        None
+    } else {
+        length.or(facts.body_length)
+    };
+    let mut keep_alive = facts.keep_alive;
+    let framing = if no_content || status == StatusCode::NOT_MODIFIED || facts.head_request {
+        // A HEAD response describes the body it would have had, length included.
+        if let (Some(n), false) = (length, no_content) {
+            push_length(n, out);
+        }
+        BodyFraming::None
+    } else if let Some(n) = length {
+        push_length(n, out);
+        BodyFraming::Length(n)
+    } else if facts.http10 {
+        keep_alive = false;
+        BodyFraming::UntilClose
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        BodyFraming::Chunked
+    };
+    if !keep_alive {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if facts.http10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    (framing, keep_alive)
+}
+
+fn push_length(n: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(fields::render_decimal(n, &mut [0; 20]));
+    out.extend_from_slice(b"\r\n");
+}
+
+thread_local! {
+    /// The `Date` value, rendered once per second per thread (as hyper caches it).
+    static DATE: RefCell<(u64, [u8; 29])> = const { RefCell::new((u64::MAX, [0; 29])) };
+}
+
+fn push_date(out: &mut Vec<u8>) {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    DATE.with_borrow_mut(|(at, text)| {
+        if *at != secs {
+            let rendered = httpdate::fmt_http_date(now);
+            if rendered.len() != text.len() {
+                // Not a four-digit year: not cached.
+                out.extend_from_slice(rendered.as_bytes());
+                return;
+            }
+            text.copy_from_slice(rendered.as_bytes());
+            *at = secs;
+        }
+        out.extend_from_slice(&text[..]);
+    });
+}
