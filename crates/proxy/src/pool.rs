@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
-use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http::{Request, Response, Uri, Version, header};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http2::SendRequest;
@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use strait_mesh::{Cluster, UpstreamProtocol};
 
+use crate::http1::client::RequestHead;
 use crate::listener::ReqBody;
 use tokio::net::TcpStream;
 
@@ -184,31 +185,25 @@ impl Upstream {
         &self,
         addr: Option<SocketAddr>,
         endpoint: &Authority,
-        path: PathAndQuery,
-        mut req: Request<UpBody>,
+        head: RequestHead<'_>,
+        body: UpBody,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let Some(addr) = addr else {
             // Rare; boxed so that its future does not widen every request's.
-            return Box::pin(self.send_by_name(endpoint, path, req)).await;
+            return Box::pin(self.send_by_name(endpoint, head.to_request(body))).await;
         };
         match self {
-            Upstream::H1 { pool, .. } => {
-                if !req.headers().contains_key(header::HOST) {
-                    let host = HeaderValue::from_str(endpoint.as_str()).map_err(|_| SendError::Reset)?;
-                    req.headers_mut().insert(header::HOST, host);
-                }
-                *req.uri_mut() = Uri::from(path);
-                *req.version_mut() = Version::HTTP_11;
-                pool.send(addr, req).await
-            }
+            // Written straight from the borrowed head: no copy of the request.
+            Upstream::H1 { pool, .. } => pool.send(addr, head, endpoint.as_str(), body).await,
             Upstream::H2(pool) => {
+                let mut req = head.to_request(body);
                 // Envoy turns Host into :authority toward HTTP/2 upstreams.
                 let authority = req
                     .headers_mut()
                     .remove(header::HOST)
                     .and_then(|h| Authority::try_from(h.as_bytes()).ok())
                     .unwrap_or_else(|| endpoint.clone());
-                *req.uri_mut() = absolute(authority, path).ok_or(SendError::Reset)?;
+                *req.uri_mut() = absolute(authority, head.path.clone()).ok_or(SendError::Reset)?;
                 *req.version_mut() = Version::HTTP_2;
                 // Boxed for the same reason: the common case is HTTP/1.1.
                 let resp = Box::pin(pool.send(addr, req)).await?;
@@ -224,12 +219,16 @@ impl Upstream {
     async fn send_by_name(
         &self,
         authority: &Authority,
-        path: PathAndQuery,
         mut req: Request<UpBody>,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let Upstream::H1 { by_name: client, .. } = self else {
             return Err(SendError::Connect);
         };
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = absolute(authority.clone(), path).ok_or(SendError::Reset)?;
         *req.version_mut() = Version::HTTP_11;
         match client.request(req).await {

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Either, Full};
 
 use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt};
 use crate::headers::strip_hop_by_hop;
+use crate::http1::client::RequestHead;
 use crate::listener::ReqBody;
 use crate::pipeline::{Canon, Outcome};
 use crate::policy::{RetryPolicy, chance};
@@ -350,41 +351,26 @@ async fn run_tries(
                 None => Either::Left(Full::new(Bytes::new())),
             },
         };
-        let req = if last {
-            // No try comes after this one: the headers are moved, not copied.
-            let mut req = Request::new(up_body);
-            *req.method_mut() = template.method.clone();
-            *req.headers_mut() = std::mem::take(&mut template.headers);
-            if attempt > 1 {
-                req.headers_mut()
-                    .insert(ATTEMPT_COUNT, small_number(u64::from(attempt)));
-            }
-            req
-        } else {
-            build(template, up_body, attempt)
-        };
+        let attempt_count = (attempt > 1).then(|| small_number(u64::from(attempt)));
+        let head = template.head(attempt_count.as_ref());
         let sent_at = Instant::now();
         let per_try = retries.and_then(|r| r.per_try_timeout);
         let ep = picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i));
         // The send future is built where it is awaited, with no wrapper of our own around it:
         // every layer of async fn would copy the request and the response once more.
-        let res = match (target(ep, &req), per_try) {
+        let res = match (target(ep, &template.headers), per_try) {
             (None, _) => Err(TryError::ConnectFailure),
             (Some((addr, authority)), Some(t)) => {
-                let path = template.path.clone();
-                match tokio::time::timeout(t, cluster.upstream.send(addr, &authority, path, req)).await {
+                match tokio::time::timeout(t, cluster.upstream.send(addr, &authority, head, up_body)).await {
                     Ok(sent) => sent.map_err(try_error),
                     Err(_) => Err(TryError::PerTryTimeout),
                 }
             }
-            (Some((addr, authority)), None) => {
-                let path = template.path.clone();
-                cluster
-                    .upstream
-                    .send(addr, &authority, path, req)
-                    .await
-                    .map_err(try_error)
-            }
+            (Some((addr, authority)), None) => cluster
+                .upstream
+                .send(addr, &authority, head, up_body)
+                .await
+                .map_err(try_error),
         };
         if let Some((ep_idx, _)) = &picked {
             cluster.report(*ep_idx, res.as_ref().ok().map(|r| r.status().as_u16()));
@@ -471,17 +457,20 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// A try's request: the template's headers (which carry attempt count 1) copied.
-fn build(template: &Template, body: UpBody, attempt: u32) -> Request<UpBody> {
-    let mut req = Request::new(body);
-    *req.method_mut() = template.method.clone();
-    *req.headers_mut() = template.headers.clone();
-    if attempt > 1 {
-        // Replaces the existing value: no growth.
-        req.headers_mut()
-            .insert(ATTEMPT_COUNT, small_number(u64::from(attempt)));
+/// A place for the name to be borrowed from.
+static ATTEMPT_COUNT_NAME: HeaderName = ATTEMPT_COUNT;
+
+impl Template {
+    /// A try's request head: the template's (which carries attempt count 1), with a retry's
+    /// count in its place. Borrowed: the HTTP/1.1 connection writes it without a copy.
+    fn head<'a>(&'a self, attempt_count: Option<&'a HeaderValue>) -> RequestHead<'a> {
+        RequestHead {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            replace: attempt_count.map(|v| (&ATTEMPT_COUNT_NAME, v)),
+        }
     }
-    req
 }
 
 /// A header value for a count or a duration in milliseconds. The small ones, nearly all of them
@@ -499,11 +488,10 @@ fn small_number(n: u64) -> HeaderValue {
 
 /// Where one try goes: endpoint `ep` of the cluster, or for passthrough (no endpoint, `None`
 /// address) the request's own authority.
-fn target(ep: Option<&EndpointRt>, req: &Request<UpBody>) -> Option<(Option<SocketAddr>, Authority)> {
+fn target(ep: Option<&EndpointRt>, headers: &HeaderMap) -> Option<(Option<SocketAddr>, Authority)> {
     match ep {
         Some(ep) => Some((Some(ep.addr), ep.authority.clone())),
-        None => req
-            .headers()
+        None => headers
             .get(header::HOST)
             .and_then(|h| Authority::try_from(h.as_bytes()).ok())
             .map(|a| (None, a)),
@@ -526,16 +514,19 @@ fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, bod
         return;
     };
     let Some(ep) = c.endpoints.get(ep_idx) else { return };
-    let req = build(template, Either::Left(Full::new(body)), 1);
-    let (upstream, addr, authority, path) = (
-        c.upstream.clone(),
-        ep.addr,
-        ep.authority.clone(),
-        template.path.clone(),
-    );
+    let template = Template {
+        method: template.method.clone(),
+        path: template.path.clone(),
+        headers: template.headers.clone(),
+    };
+    let (upstream, addr, authority) = (c.upstream.clone(), ep.addr, ep.authority.clone());
     tokio::spawn(async move {
         let _guard = guard;
-        if let Ok(resp) = upstream.send(Some(addr), &authority, path, req).await {
+        let body = Either::Left(Full::new(body));
+        if let Ok(resp) = upstream
+            .send(Some(addr), &authority, template.head(None), body)
+            .await
+        {
             // Drain so the pooled connection can be reused.
             let _ = resp.into_body().collect().await;
         }

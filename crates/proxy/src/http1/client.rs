@@ -1,8 +1,8 @@
 //! The client's side: request heads out, response heads in.
 
 use bytes::BytesMut;
-use http::request::Parts;
-use http::{Method, Response, StatusCode, Version, header};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 
 use super::fields::{self, INLINE_HEADERS, Span};
 use super::framing::{Chunk, Framing};
@@ -104,6 +104,32 @@ fn build<const N: usize>(
     }))
 }
 
+/// A request head to write, borrowed from where the request path keeps it: a try, or a retry,
+/// costs no copy of the header map.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestHead<'a> {
+    pub(crate) method: &'a Method,
+    /// Origin-form target.
+    pub(crate) path: &'a PathAndQuery,
+    pub(crate) headers: &'a HeaderMap,
+    /// Written in place of the map's field of the same name (a retry's attempt count).
+    pub(crate) replace: Option<(&'a HeaderName, &'a HeaderValue)>,
+}
+
+impl RequestHead<'_> {
+    /// An owned request with this head, for the clients that take one (hyper's).
+    pub(crate) fn to_request<B>(&self, body: B) -> Request<B> {
+        let mut req = Request::new(body);
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = Uri::from(self.path.clone());
+        *req.headers_mut() = self.headers.clone();
+        if let Some((name, value)) = self.replace {
+            req.headers_mut().insert(name.clone(), value.clone());
+        }
+        req
+    }
+}
+
 /// Methods whose requests carry no body by convention: without one, no `Content-Length: 0` is
 /// written for them (as hyper's client does).
 fn bodiless(method: &Method) -> bool {
@@ -113,31 +139,49 @@ fn bodiless(method: &Method) -> bool {
     )
 }
 
-/// Writes the request line and header section into `out`. `length` is the body's exact length
-/// when known (then `Content-Length`), else the body is sent chunked; the request's own
-/// `Content-Length` and `Transfer-Encoding` fields are replaced by that. Returns true for
-/// chunked.
-pub(crate) fn encode_request_head(parts: &Parts, length: Option<u64>, out: &mut Vec<u8>) -> bool {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+/// Writes the request line and header section into `out`, with `host` when the head has no
+/// Host. `length` is the body's exact length when known (then `Content-Length`), else the body
+/// is sent chunked; the head's own `Content-Length` and `Transfer-Encoding` fields are replaced
+/// by that. Returns true for chunked.
+pub(crate) fn encode_request_head(
+    head: RequestHead<'_>,
+    host: &str,
+    length: Option<u64>,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.extend_from_slice(head.method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(parts.uri.path_and_query().map_or("/", |p| p.as_str()).as_bytes());
+    out.extend_from_slice(head.path.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
-    for (name, value) in &parts.headers {
-        if name == header::CONTENT_LENGTH {
-            had_length = true;
-            continue;
-        }
-        if name == header::TRANSFER_ENCODING {
-            continue;
-        }
+    let mut had_host = false;
+    let mut field = |name: &HeaderName, value: &HeaderValue| {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    };
+    for (name, value) in head.headers {
+        if name == header::CONTENT_LENGTH {
+            had_length = true;
+            continue;
+        }
+        if name == header::TRANSFER_ENCODING || head.replace.is_some_and(|(r, _)| r == name) {
+            continue;
+        }
+        had_host |= name == header::HOST;
+        field(name, value);
+    }
+    if let Some((name, value)) = head.replace {
+        field(name, value);
+    }
+    if !had_host {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     let chunked = match length {
-        Some(0) if !had_length && bodiless(&parts.method) => false,
+        Some(0) if !had_length && bodiless(head.method) => false,
         Some(n) => {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(fields::render_decimal(n, &mut [0; 20]));

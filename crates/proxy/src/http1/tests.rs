@@ -2,9 +2,9 @@ use proptest::prelude::*;
 
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
-use super::client::{Head, encode_request_head, parse_response_head};
+use super::client::{Head, RequestHead, encode_request_head, parse_response_head};
 use super::fields::render_decimal;
 use super::framing::{self, Chunk, Decoded, Framing, encode_chunk, push_chunk};
 use super::server::{self, BodyFraming, ResponseFacts, encode_response_head, parse_request_head};
@@ -245,8 +245,23 @@ fn request(method: Method, headers: &[(&'static str, &'static str)]) -> Parts {
 }
 
 fn encoded(parts: &Parts, length: Option<u64>) -> (String, bool) {
+    encoded_with(parts, None, length)
+}
+
+fn encoded_with(
+    parts: &Parts,
+    replace: Option<(&HeaderName, &HeaderValue)>,
+    length: Option<u64>,
+) -> (String, bool) {
+    let path = parts.uri.path_and_query().unwrap().clone();
+    let head = RequestHead {
+        method: &parts.method,
+        path: &path,
+        headers: &parts.headers,
+        replace,
+    };
     let mut out = Vec::new();
-    let chunked = encode_request_head(parts, length, &mut out);
+    let chunked = encode_request_head(head, "default.host", length, &mut out);
     (String::from_utf8(out).unwrap(), chunked)
 }
 
@@ -285,11 +300,40 @@ fn request_heads_carry_the_framing_of_the_body_sent() {
         encoded(&streamed, Some(12345)).0,
         "PUT /a/b?c=d HTTP/1.1\r\nhost: svc\r\ncontent-length: 12345\r\n\r\n"
     );
-    // A GET that said `content-length: 0` still says it.
+    // A GET that said `content-length: 0` still says it; without a Host, the endpoint's goes.
     let get0 = request(Method::GET, &[("content-length", "0")]);
     assert_eq!(
         encoded(&get0, Some(0)).0,
-        "GET /a/b?c=d HTTP/1.1\r\ncontent-length: 0\r\n\r\n"
+        "GET /a/b?c=d HTTP/1.1\r\nhost: default.host\r\ncontent-length: 0\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_retry_replaces_the_attempt_count_of_the_borrowed_head() {
+    let template = request(
+        Method::GET,
+        &[("host", "svc"), ("x-envoy-attempt-count", "1"), ("x-a", "1")],
+    );
+    let name = HeaderName::from_static("x-envoy-attempt-count");
+    let two = HeaderValue::from_static("2");
+    assert_eq!(
+        encoded_with(&template, Some((&name, &two)), Some(0)).0,
+        "GET /a/b?c=d HTTP/1.1\r\nhost: svc\r\nx-a: 1\r\nx-envoy-attempt-count: 2\r\n\r\n"
+    );
+    // The owned copy hyper's clients take says the same.
+    let path = template.uri.path_and_query().unwrap().clone();
+    let head = RequestHead {
+        method: &template.method,
+        path: &path,
+        headers: &template.headers,
+        replace: Some((&name, &two)),
+    };
+    let owned = head.to_request(());
+    assert_eq!(owned.headers()["x-envoy-attempt-count"], "2");
+    assert_eq!(owned.uri(), "/a/b?c=d");
+    assert_eq!(
+        template.headers["x-envoy-attempt-count"], "1",
+        "the template is untouched"
     );
 }
 

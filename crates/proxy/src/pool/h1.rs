@@ -20,11 +20,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Response;
 use hyper::body::{Frame, SizeHint};
 use tokio::net::TcpStream;
 
 use super::{SendError, UpBody, UpstreamBody};
+use crate::http1::client::RequestHead;
 use crate::stats::FxBuildHasher;
 
 mod conn;
@@ -170,13 +171,15 @@ impl H1Pool {
         idle.values().map(Vec::len).sum()
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) to `addr` on an idle connection, or a new one.
-    /// An idle connection the server closed is noticed before the request is written (the
-    /// server timed it out), and the request goes on another connection.
+    /// Sends the request (with `host` when its head has none) to `addr` on an idle connection,
+    /// or a new one. An idle connection the server closed is noticed before the request is
+    /// written (the server timed it out), and the request goes on another connection.
     pub(crate) async fn send(
         self: &Arc<Self>,
         addr: SocketAddr,
-        req: Request<UpBody>,
+        head: RequestHead<'_>,
+        host: &str,
+        body: UpBody,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let mut link = match self.take(addr) {
             Some(link) => link,
@@ -184,7 +187,7 @@ impl H1Pool {
             // with every move of the request's future.
             None => Box::pin(self.connect(addr)).await?,
         };
-        match link.exchange(req).await {
+        match link.exchange(head, host, body).await {
             Ok(head) => Ok(head.map(|()| {
                 UpstreamBody::h1(Checkin {
                     link: Some(link),
@@ -242,6 +245,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use bytes::Bytes;
+    use http::Request;
+    use http::uri::PathAndQuery;
     use http_body_util::{BodyExt, Either, Full};
     use hyper::service::service_fn;
     use tokio::net::TcpListener;
@@ -284,7 +289,27 @@ mod tests {
     /// Sends `req` and returns the response with the body type the proxy uses (it drives the
     /// connection).
     async fn send(pool: &Arc<H1Pool>, addr: SocketAddr, req: Request<UpBody>) -> Response<UpstreamBody> {
-        pool.send(addr, req).await.unwrap()
+        try_send(pool, addr, req).await.unwrap()
+    }
+
+    async fn try_send(
+        pool: &Arc<H1Pool>,
+        addr: SocketAddr,
+        req: Request<UpBody>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let (parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let head = RequestHead {
+            method: &parts.method,
+            path: &path,
+            headers: &parts.headers,
+            replace: None,
+        };
+        pool.send(addr, head, "x", body).await
     }
 
     async fn exchange(pool: &Arc<H1Pool>, addr: SocketAddr) {
@@ -367,7 +392,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let pool = Arc::new(H1Pool::new(Duration::from_secs(5), Duration::from_secs(60), true));
-        assert_eq!(pool.send(addr, get()).await.err(), Some(SendError::Connect));
+        assert_eq!(try_send(&pool, addr, get()).await.err(), Some(SendError::Connect));
     }
 
     /// What a [`raw`] server saw.
@@ -492,7 +517,7 @@ mod tests {
         let pool = pool();
         let task = tokio::spawn({
             let pool = pool.clone();
-            async move { pool.send(addr, get()).await.map(|_| ()) }
+            async move { try_send(&pool, addr, get()).await.map(|_| ()) }
         });
         until("the request to reach the server", || {
             seen.get(&seen.requests) == 1
@@ -553,7 +578,7 @@ mod tests {
         close.notify_one();
         let (addr, seen) = raw(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n", Some(close)).await;
         let pool = pool();
-        assert_eq!(pool.send(addr, get()).await.err(), Some(SendError::Reset));
+        assert_eq!(try_send(&pool, addr, get()).await.err(), Some(SendError::Reset));
         assert_eq!(pool.idle_count(addr), 0);
         assert_eq!(seen.get(&seen.requests), 1);
     }

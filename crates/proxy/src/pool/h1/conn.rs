@@ -8,15 +8,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes};
-use http::{Method, Request, Response};
+use http::{Method, Response};
 use http_body_util::Either;
 use hyper::body::{Body, Frame};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::http1::WireError;
+use crate::http1::client::{self, RequestHead};
 use crate::http1::framing::{self, Framing};
 use crate::http1::io::Inbound;
-use crate::http1::{WireError, client};
 use crate::listener::ReqBody;
 use crate::pool::UpBody;
 
@@ -86,11 +87,15 @@ impl Conn {
             && self.inbound.buf.is_empty()
     }
 
-    /// Writes `req` (origin-form target, `Host` set) and reads until the response head. A body
-    /// streamed from downstream keeps going out while the head is awaited and, after it, while
-    /// the response body is read.
-    pub(super) async fn exchange(&mut self, req: Request<UpBody>) -> Result<Response<()>, WireError> {
-        let (parts, body) = req.into_parts();
+    /// Writes the request (`host` when its head has none) and reads until the response head. A
+    /// body streamed from downstream keeps going out while the head is awaited and, after it,
+    /// while the response body is read.
+    pub(super) async fn exchange(
+        &mut self,
+        head: RequestHead<'_>,
+        host: &str,
+        body: UpBody,
+    ) -> Result<Response<()>, WireError> {
         let (length, body) = match body {
             Either::Left(full) => {
                 let data = full_bytes(full);
@@ -99,7 +104,7 @@ impl Conn {
             Either::Right(stream) => (stream.size_hint().exact(), Either::Right(stream)),
         };
         self.wbuf.clear();
-        let chunked = client::encode_request_head(&parts, length, &mut self.wbuf);
+        let chunked = client::encode_request_head(head, host, length, &mut self.wbuf);
         self.sending = match body {
             Either::Left(data) if data.len() <= INLINE_BODY => {
                 self.wbuf.extend_from_slice(&data);
@@ -119,10 +124,9 @@ impl Conn {
         self.inbound.framing = Framing::Done;
         self.broken = true; // until the response head is in
         self.io.write_all(&self.wbuf).await?;
-        let method = parts.method;
-        let head = poll_fn(|cx| self.poll_head(cx, &method)).await?;
+        let response = poll_fn(|cx| self.poll_head(cx, head.method)).await?;
         self.broken = false;
-        Ok(head)
+        Ok(response)
     }
 
     fn poll_head(&mut self, cx: &mut Context<'_>, method: &Method) -> Poll<Result<Response<()>, WireError>> {
