@@ -118,7 +118,7 @@ pub(crate) struct RequestHead<'a> {
 
 impl RequestHead<'_> {
     /// An owned request with this head, for the clients that take one (hyper's).
-    pub(crate) fn to_request<B>(&self, body: B) -> Request<B> {
+    pub(crate) fn to_request<B>(self, body: B) -> Request<B> {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = Uri::from(self.path.clone());
