@@ -94,6 +94,8 @@ async fn serve(
     // Usually one read: an HTTP/1.1 request's first byte already differs from the preface's.
     while inbound.buf.len() < PREFACE.len() && PREFACE.starts_with(&inbound.buf) {
         tokio::select! {
+            // Polled in order: no random number per poll.
+            biased;
             read = inbound.fill(&stream) => if !matches!(read, Ok(n) if n > 0) { return },
             _ = shutdown.changed() => return,
         }
@@ -113,6 +115,8 @@ async fn serve(
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(served);
     tokio::select! {
+        // Polled in order: no random number per poll.
+        biased;
         res = served.as_mut() => {
             if let Err(e) = res {
                 tracing::debug!(%remote, error = %e, "downstream h2c connection ended with an error");

@@ -60,6 +60,8 @@ pub(super) async fn serve(
             let read = if inbound.buf.is_empty() {
                 // Between requests: a shutdown closes the idle connection.
                 tokio::select! {
+                    // Polled in order: no random number per poll.
+                    biased;
                     read = inbound.fill(&io) => read,
                     _ = shutdown.changed() => return,
                 }
@@ -109,6 +111,8 @@ pub(super) async fn serve(
             // A client that goes away cancels its request, upstream included, as with hyper and
             // Envoy. (With a body, the body's reads see the close instead.)
             tokio::select! {
+                // Polled in order: no random number per poll.
+                biased;
                 kept = exchange => kept,
                 () = closed(&io) => return,
             }
