@@ -192,7 +192,7 @@ pub(crate) async fn forward(
     // copy of the map needs no insert (an insert into a clone, which has no spare room, grew and
     // rehashed it: ~800 Ir a request).
     headers.insert(ATTEMPT_COUNT, small_number(1));
-    let mut template = Template {
+    let template = Template {
         method: parts.method,
         path,
         headers,
@@ -231,10 +231,10 @@ pub(crate) async fn forward(
 
     let retries = route.retries.as_ref();
     let result = match timeout {
-        Some(t) => tokio::time::timeout(t, run_tries(cluster, retries, &mut template, &mut body, outcome))
+        Some(t) => tokio::time::timeout(t, run_tries(cluster, retries, &template, &mut body, outcome))
             .await
             .ok(),
-        None => Some(run_tries(cluster, retries, &mut template, &mut body, outcome).await),
+        None => Some(run_tries(cluster, retries, &template, &mut body, outcome).await),
     };
     let Some(result) = result else {
         return fail(
@@ -322,7 +322,7 @@ type TryOk = (Response<UpstreamBody>, Option<ActiveGuard>, Instant);
 async fn run_tries(
     cluster: &ClusterRt,
     retries: Option<&RetryPolicy>,
-    template: &mut Template,
+    template: &Template,
     body: &mut Either<Bytes, Option<ReqBody>>,
     outcome: &mut Outcome,
 ) -> Result<TryOk, (TryError, bool)> {

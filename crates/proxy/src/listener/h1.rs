@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::body::{DownBody, ReqBody};
 use crate::Inner;
 use crate::http1::WireError;
-use crate::http1::framing::{self, Decoded};
+use crate::http1::framing;
 use crate::http1::io::{Inbound, closed, write_all};
 use crate::http1::server::{self, BodyFraming, RequestHead, ResponseFacts};
 use crate::pipeline::{self, ConnInfo};
@@ -151,21 +151,16 @@ async fn reject(io: &TcpStream, e: &WireError) {
 async fn drain(io: &TcpStream, inbound: &mut Inbound) -> bool {
     let mut dropped = 0u64;
     loop {
-        match inbound.framing.decode(&mut inbound.buf) {
-            Ok(Decoded::Data(data)) => {
-                dropped += data.len() as u64;
+        match poll_fn(|cx| inbound.poll_body(io, cx)).await {
+            Some(Ok(frame)) => {
+                dropped += frame.data_ref().map_or(0, |d| d.len() as u64);
                 if dropped > DRAIN {
                     return false;
                 }
             }
-            Ok(Decoded::Trailers(_)) => {}
-            Ok(Decoded::End) => return true,
-            Ok(Decoded::More) => {
-                if !matches!(inbound.fill(io).await, Ok(n) if n > 0) {
-                    return false;
-                }
-            }
-            Err(_) => return false,
+            None => return true,
+            // A broken body, or the client closed before its end.
+            Some(Err(_)) => return false,
         }
     }
 }

@@ -3,7 +3,6 @@
 //! the reads and writes inside its own poll.
 
 use std::future::poll_fn;
-use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
@@ -11,13 +10,13 @@ use bytes::{Buf, Bytes};
 use http::{Method, Response};
 use http_body_util::Either;
 use hyper::body::{Body, Frame};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use crate::http1::WireError;
 use crate::http1::client::{self, RequestHead};
 use crate::http1::framing::{self, Framing};
-use crate::http1::io::Inbound;
+use crate::http1::io::{self, Inbound};
 use crate::listener::ReqBody;
 use crate::pool::UpBody;
 
@@ -69,7 +68,7 @@ impl Conn {
         }
         let mut probe = [0u8; 1];
         match self.io.try_read(&mut probe) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
             _ => {
                 self.broken = true;
                 false
@@ -123,7 +122,7 @@ impl Conn {
         };
         self.inbound.framing = Framing::Done;
         self.broken = true; // until the response head is in
-        self.io.write_all(&self.wbuf).await?;
+        io::write_all(&self.io, &self.wbuf).await?;
         let response = poll_fn(|cx| self.poll_head(cx, head.method)).await?;
         self.broken = false;
         Ok(response)
@@ -187,7 +186,7 @@ impl Conn {
             while !s.out.is_empty() {
                 let n = ready!(Pin::new(&mut *io).poll_write(cx, &s.out))?;
                 if n == 0 {
-                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero).into()));
+                    return Poll::Ready(Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()));
                 }
                 s.out.advance(n);
             }
