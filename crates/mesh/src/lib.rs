@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod delta;
+pub mod supervisor;
 
 pub use config::*;
 pub use delta::ConfigDelta;

@@ -84,6 +84,7 @@ pub fn build_runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::
 /// Runs the proxy until the process is stopped (or its admin server fails), exactly as
 /// `strait proxy` does: admin server, then the static config or the control plane's stream.
 pub async fn run(opts: Options) -> Result<(), RunError> {
+    tokio::spawn(strait_mesh::supervisor::exit_when_gone("proxy"));
     let labels = parse_labels(&opts.labels)?;
     let id = format!("{}.{}", opts.workload, opts.namespace);
     let admin = opts

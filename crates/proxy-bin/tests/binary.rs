@@ -141,3 +141,68 @@ fn serves_a_static_config_with_one_worker() {
     assert!(err.contains("serving static config"), "{err}");
     assert!(err.contains(" INFO strait_proxy: config applied"), "{err}");
 }
+
+/// Whether process `pid` has ended (gone, or a zombie nobody reaped yet).
+fn ended(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the command name's closing parenthesis.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+#[test]
+fn a_proxy_stops_when_its_supervisor_is_killed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("proxy.json");
+    std::fs::write(&config, r#"{"version": "sup-1", "listeners": []}"#).expect("write config");
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    // A shell plays the supervisor (`strait demo`): it names itself in STRAIT_SUPERVISOR_PID,
+    // starts the proxy, prints its pid and waits. SIGKILL gives it no chance to stop the proxy.
+    let script = r#"STRAIT_SUPERVISOR_PID=$$ "$0" --config "$1" --admin "$2" --concurrency 1 >/dev/null 2>&1 &
+echo $!
+wait"#;
+    let mut shell = Running(
+        Command::new("sh")
+            .args(["-c", script, env!("CARGO_BIN_EXE_strait-proxy")])
+            .args([config.display().to_string(), admin.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh starts"),
+    );
+    let mut line = String::new();
+    let mut out = shell.0.stdout.take().expect("piped stdout");
+    let mut byte = [0u8; 1];
+    while out.read(&mut byte).is_ok_and(|n| n == 1) && byte[0] != b'\n' {
+        line.push(byte[0] as char);
+    }
+    let pid: u32 = line.trim().parse().expect("the shell prints the proxy's pid");
+    // A guard so that a failing assertion does not leave the proxy running.
+    struct KillPid(u32);
+    impl Drop for KillPid {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-9", &self.0.to_string()]).status();
+        }
+    }
+    let _guard = KillPid(pid);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(admin, "/ready").map(|(s, _)| s) != Some(200) {
+        assert!(Instant::now() < deadline, "the proxy never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!ended(pid), "the proxy runs while its supervisor does");
+    shell.0.kill().expect("SIGKILL the supervisor");
+    let _ = shell.0.wait();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ended(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy (pid {pid}) still runs after its supervisor was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

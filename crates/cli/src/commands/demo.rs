@@ -157,6 +157,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "--control-plane",
                 &control_plane,
             ])
+            .env(strait_mesh::supervisor::ENV, std::process::id().to_string())
             .stdin(std::process::Stdio::null())
             .stdout(super::workload::log_file(&logs, "istio-ingressgateway.proxy")?)
             .stderr(super::workload::log_file(&logs, "istio-ingressgateway.proxy")?)

@@ -16,6 +16,7 @@ pub struct Args {
 
 /// Runs the sample until the process is stopped.
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    tokio::spawn(strait_mesh::supervisor::exit_when_gone("sample"));
     strait_samples::run(args.app, args.listen).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -122,6 +122,7 @@ impl Workload {
                 &self.ip.to_string(),
             ])
             .args(["--control-plane", control_plane, "--labels", &labels.join(",")])
+            .env(strait_mesh::supervisor::ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(sidecar_out)
             .stderr(sidecar_err)
@@ -149,6 +150,7 @@ impl Workload {
                 format!("http://{}:{}", self.ip, strait_mesh::ports::OUTBOUND),
             )
             .env("STRAIT_LISTEN", &listen)
+            .env(strait_mesh::supervisor::ENV, std::process::id().to_string())
             .env("HOSTNAME", format!("{}-{}", self.name, short_id()))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
