@@ -2,7 +2,6 @@
 //! → response edits. Every failure becomes the status, body and flag Envoy would give.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use crate::pipeline::{Canon, Outcome};
 use crate::policy::{RetryPolicy, chance};
 use crate::pool::{SendError, UpBody, UpstreamBody};
 use crate::reply::{self, Flags, RespBody, local};
-use crate::route::{CRoute, Weighted};
+use crate::route::{CRoute, Dest, Weighted};
 use crate::snapshot::Snapshot;
 
 const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
@@ -49,72 +48,87 @@ struct Template {
     headers: HeaderMap,
 }
 
-/// Forwards a request on a `Forward` route.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn forward(
-    snap: &Arc<Snapshot>,
-    route: &Arc<CRoute>,
-    weighted: &Weighted,
+/// The fault filter's delay for this request, if its dice say so. Envoy's fault filter runs
+/// before the router: the caller waits this out (flag DI) before [`prepare`], so a delayed
+/// request holds no cluster admission while it waits.
+pub(crate) fn fault_delay(route: &CRoute) -> Option<Duration> {
+    let (delay, pct) = route.fault.as_ref()?.delay?;
+    chance(pct).then_some(delay)
+}
+
+/// A request ready to go upstream: everything decided without waiting, so that the future that
+/// does wait ([`forward`]) holds only this, not the request it came from.
+pub(crate) struct Prepared<'s> {
+    route: &'s CRoute,
+    dest: &'s Dest,
+    cluster: &'s ClusterRt,
+    admitted: ActiveGuard,
+    template: Template,
+    body: ReqBody,
+    timeout: Option<Duration>,
+    cors_origin: Option<HeaderValue>,
+}
+
+/// Everything of forwarding that needs no waiting: fault abort → destination → cluster →
+/// admission → request edits. `Err` is the reply when the request goes nowhere.
+// The reply is no larger than what `Ok` carries, and either is moved once, into the caller.
+#[allow(clippy::too_many_arguments, clippy::result_large_err)]
+pub(crate) fn prepare<'s>(
+    snap: &'s Snapshot,
+    route: &'s CRoute,
+    weighted: &'s Weighted,
     canon: &Canon,
     matched_prefix: Option<&str>,
     req: Request<ReqBody>,
     cors_origin: Option<HeaderValue>,
     outcome: &mut Outcome,
-) -> Response<RespBody> {
-    // Fault filter: runs after route selection, before the router, so aborts are never retried.
-    if let Some(fault) = &route.fault {
-        if let Some((delay, pct)) = fault.delay
-            && chance(pct)
-        {
-            tokio::time::sleep(delay).await;
-            outcome.flags.insert(Flags::DI);
-        }
-        if let Some((status, pct)) = fault.abort
-            && chance(pct)
-        {
-            outcome.flags.insert(Flags::FI);
-            outcome.details = "fault_filter_abort";
-            return local(status, reply::FAULT_ABORT);
-        }
+) -> Result<Prepared<'s>, Response<RespBody>> {
+    // Fault abort: after route selection, before the router, so aborts are never retried.
+    if let Some((status, pct)) = route.fault.as_ref().and_then(|f| f.abort)
+        && chance(pct)
+    {
+        outcome.flags.insert(Flags::FI);
+        outcome.details = "fault_filter_abort";
+        return Err(local(status, reply::FAULT_ABORT));
     }
     let Some(dest) = weighted.pick() else {
-        return fail(
+        return Err(fail(
             outcome,
             Flags::NC,
             "cluster_not_found",
             StatusCode::SERVICE_UNAVAILABLE,
             "",
-        );
+        ));
     };
     outcome.cluster_name = Some(dest.cluster_name.clone());
     let Some((ci, cluster)) = dest.cluster.and_then(|i| snap.clusters.get(i).map(|c| (i, c))) else {
         // Istio: a route to an undefined subset is 503 NC with an empty body.
-        return fail(
+        return Err(fail(
             outcome,
             Flags::NC,
             "cluster_not_found",
             StatusCode::SERVICE_UNAVAILABLE,
             "",
-        );
+        ));
     };
     outcome.cluster = Some(ci);
     if cluster.endpoints.is_empty() && !cluster.passthrough {
-        return fail(
+        return Err(fail(
             outcome,
             Flags::UH,
             "no_healthy_upstream",
             StatusCode::SERVICE_UNAVAILABLE,
             reply::NO_HEALTHY,
-        );
+        ));
     }
     let Some(admitted) = cluster.admit() else {
-        return fail(
+        return Err(fail(
             outcome,
             Flags::UO,
             "overflow",
             StatusCode::SERVICE_UNAVAILABLE,
             reply::OVERFLOW,
-        );
+        ));
     };
 
     let (parts, body) = req.into_parts();
@@ -171,7 +185,12 @@ pub(crate) async fn forward(
                     }
                     p
                 }
-                Err(_) => return local(StatusCode::BAD_REQUEST, "rewritten path is not a valid URI path"),
+                Err(_) => {
+                    return Err(local(
+                        StatusCode::BAD_REQUEST,
+                        "rewritten path is not a valid URI path",
+                    ));
+                }
             }
         }
     };
@@ -192,17 +211,49 @@ pub(crate) async fn forward(
     // copy of the map needs no insert (an insert into a clone, which has no spare room, grew and
     // rehashed it: ~800 Ir a request).
     headers.insert(ATTEMPT_COUNT, small_number(1));
-    let template = Template {
-        method: parts.method,
-        path,
-        headers,
-    };
+    Ok(Prepared {
+        route,
+        dest,
+        cluster,
+        admitted,
+        template: Template {
+            method: parts.method,
+            path,
+            headers,
+        },
+        body,
+        timeout,
+        cors_origin,
+    })
+}
 
+/// Sends a [`prepare`]d request: body buffering for retries and mirrors → mirrors → tries
+/// (timeout, retries) → response edits. Every failure becomes Envoy's status, body and flag.
+pub(crate) async fn forward(
+    snap: &Snapshot,
+    prepared: Prepared<'_>,
+    outcome: &mut Outcome,
+) -> Response<RespBody> {
+    let Prepared {
+        route,
+        dest,
+        cluster,
+        admitted,
+        template,
+        body,
+        timeout,
+        cors_origin,
+    } = prepared;
     // Retries and mirrors need the body more than once, so it is buffered for them only.
     let mut body = if route.retries.is_some() || !route.mirrors.is_empty() {
-        match body.collect().await {
+        // Nothing to wait for when there is no body (most requests): what collecting it
+        // would give, without the collector (~300 instructions).
+        let collected = match body {
+            ReqBody::Empty => Ok(Bytes::new()),
+            body => body.collect().await.map(|b| b.to_bytes()),
+        };
+        match collected {
             Ok(b) => {
-                let b = b.to_bytes();
                 outcome.bytes_received = b.len() as u64;
                 Either::Left(b)
             }
@@ -507,7 +558,7 @@ fn try_error(e: SendError) -> TryError {
 }
 
 /// Fire-and-forget copy to a mirror cluster; its response (or failure) is discarded.
-fn mirror(snap: &Arc<Snapshot>, cluster: Option<usize>, template: &Template, body: Bytes) {
+fn mirror(snap: &Snapshot, cluster: Option<usize>, template: &Template, body: Bytes) {
     let Some(ci) = cluster else { return };
     let Some(c) = snap.clusters.get(ci) else { return };
     let Some((ep_idx, guard)) = c.pick(&[]) else {

@@ -99,21 +99,23 @@ pub(super) async fn serve(
                 io: io.clone(),
             }),
         };
-        let exchange = async {
+        // Pinned where it is built: handing the (several-kilobyte) future to `select!` by value
+        // would copy it once more per request.
+        let mut exchange = std::pin::pin!(async {
             let resp = match pipeline::serve(inner.clone(), conn.clone(), request.map(|()| body)).await {
                 Ok(resp) => resp,
                 Err(never) => match never {},
             };
             let keep_alive = keep_alive && !*shutdown.borrow();
             write_response(&io, resp, head_request, http10, keep_alive, &mut wbuf).await
-        };
+        });
         let kept = if lent.is_none() {
             // A client that goes away cancels its request, upstream included, as with hyper and
             // Envoy. (With a body, the body's reads see the close instead.)
             tokio::select! {
                 // Polled in order: no random number per poll.
                 biased;
-                kept = exchange => kept,
+                kept = &mut exchange => kept,
                 () = closed(&io) => return,
             }
         } else {
