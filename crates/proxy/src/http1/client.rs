@@ -67,7 +67,7 @@ fn build<const N: usize>(
     let Some(s) = scanned else { return Ok(None) };
     let head = buf.split_to(s.len).freeze();
     let status = StatusCode::from_u16(s.code).map_err(|_| WireError::Head("invalid status code"))?;
-    let (headers, f) = fields::header_map(&head, &s.spans[..s.count])?;
+    let (headers, f) = fields::header_map(&head, &s.spans[..s.count], &mut None)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = if s.version == 0 {

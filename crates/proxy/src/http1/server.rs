@@ -60,17 +60,22 @@ fn scan<const N: usize>(buf: &[u8]) -> Result<Option<Scanned<N>>, WireError> {
 }
 
 /// Parses a request head at the start of `buf` and splits it off. `None`: the head is not
-/// complete yet. Errors are the client's: 400, or 431 for [`WireError::TooLarge`].
-pub(crate) fn parse_request_head(buf: &mut BytesMut) -> Result<Option<RequestHead>, WireError> {
+/// complete yet. Errors are the client's: 400, or 431 for [`WireError::TooLarge`]. The header
+/// map is built in `spare` when it holds one (see [`fields::header_map`]).
+pub(crate) fn parse_request_head(
+    buf: &mut BytesMut,
+    spare: &mut Option<HeaderMap>,
+) -> Result<Option<RequestHead>, WireError> {
     match scan::<INLINE_HEADERS>(buf) {
-        Err(WireError::TooLarge(_)) if buf.len() <= MAX_HEAD => build(buf, scan::<MAX_HEADERS>(buf)?),
-        scanned => build(buf, scanned?),
+        Err(WireError::TooLarge(_)) if buf.len() <= MAX_HEAD => build(buf, scan::<MAX_HEADERS>(buf)?, spare),
+        scanned => build(buf, scanned?, spare),
     }
 }
 
 fn build<const N: usize>(
     buf: &mut BytesMut,
     scanned: Option<Scanned<N>>,
+    spare: &mut Option<HeaderMap>,
 ) -> Result<Option<RequestHead>, WireError> {
     let Some(s) = scanned else { return Ok(None) };
     let head = buf.split_to(s.len).freeze();
@@ -78,7 +83,7 @@ fn build<const N: usize>(
         .map_err(|_| WireError::Head("invalid method"))?;
     let uri = Uri::from_maybe_shared(head.slice(s.target.0 as usize..s.target.1 as usize))
         .map_err(|_| WireError::Head("invalid request target"))?;
-    let (headers, f) = fields::header_map(&head, &s.spans[..s.count])?;
+    let (headers, f) = fields::header_map(&head, &s.spans[..s.count], spare)?;
     let framing = if f.transfer_encoding {
         // RFC 9112 §6.1: a request whose last coding is not chunked cannot be delimited, and one
         // with Content-Length too may be a smuggling attempt; Envoy refuses both.

@@ -397,7 +397,7 @@ proptest! {
 }
 
 fn request_head(raw: &[u8]) -> Result<Option<server::RequestHead>, WireError> {
-    parse_request_head(&mut BytesMut::from(raw))
+    parse_request_head(&mut BytesMut::from(raw), &mut None)
 }
 
 #[test]
@@ -405,7 +405,7 @@ fn request_heads_parse_with_their_framing_and_persistence() {
     let mut buf = BytesMut::from(
         &b"POST /a?b=c HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabcGET"[..],
     );
-    let h = parse_request_head(&mut buf).unwrap().unwrap();
+    let h = parse_request_head(&mut buf, &mut None).unwrap().unwrap();
     assert_eq!(
         &buf[..],
         b"abcGET",
@@ -614,4 +614,27 @@ proptest! {
     fn arbitrary_bytes_never_panic_the_request_parser(raw in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = request_head(&raw);
     }
+}
+
+#[test]
+fn a_spare_map_is_emptied_grown_and_filled_with_the_new_head_only() {
+    // A response's map, as a connection hands it back (with fields still in it).
+    let mut old = HeaderMap::with_capacity(2);
+    old.insert("x-old", HeaderValue::from_static("1"));
+    old.insert("content-type", HeaderValue::from_static("text/plain"));
+    let mut spare = Some(old);
+    let mut raw = String::from("GET / HTTP/1.1\r\nHost: svc\r\n");
+    for i in 0..40 {
+        raw.push_str(&format!("x-field-{i}: v{i}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let h = parse_request_head(&mut BytesMut::from(raw.as_bytes()), &mut spare)
+        .unwrap()
+        .unwrap();
+    assert!(spare.is_none(), "the spare map was used");
+    let headers = h.request.headers();
+    assert_eq!(headers.len(), 41);
+    assert!(!headers.contains_key("x-old") && !headers.contains_key("content-type"));
+    assert_eq!(headers["x-field-39"], "v39");
+    assert!(headers.capacity() >= 41 + 8, "room for the proxy's additions");
 }

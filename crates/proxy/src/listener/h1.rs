@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::{Method, Response, Version, header};
+use http::{HeaderMap, Method, Response, Version, header};
 use hyper::body::Body;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -29,6 +29,8 @@ use crate::pipeline::{self, ConnInfo};
 use crate::pool::BoxError;
 use crate::reply::RespBody;
 
+/// A response's header map is kept for the next request up to this capacity.
+const SPARE_MAX: usize = 64;
 /// Body bytes gathered into one write at most.
 const GATHER: usize = 64 * 1024;
 /// An unread request body up to this size is read and dropped after the response so the
@@ -47,9 +49,11 @@ pub(super) async fn serve(
 ) {
     let io = Arc::new(io);
     let mut wbuf = Vec::with_capacity(4096);
+    // The header map of the last response written, emptied: the next request's is built in it.
+    let mut spare = None;
     loop {
         let head = loop {
-            match server::parse_request_head(&mut inbound.buf) {
+            match server::parse_request_head(&mut inbound.buf, &mut spare) {
                 Ok(Some(head)) => break head,
                 Ok(None) => {}
                 Err(e) => {
@@ -107,7 +111,7 @@ pub(super) async fn serve(
                 Err(never) => match never {},
             };
             let keep_alive = keep_alive && !*shutdown.borrow();
-            write_response(&io, resp, head_request, http10, keep_alive, &mut wbuf).await
+            write_response(&io, resp, head_request, http10, keep_alive, &mut wbuf, &mut spare).await
         });
         let kept = if lent.is_none() {
             // A client that goes away cancels its request, upstream included, as with hyper and
@@ -175,6 +179,7 @@ async fn write_response(
     http10: bool,
     keep_alive: bool,
     wbuf: &mut Vec<u8>,
+    spare: &mut Option<HeaderMap>,
 ) -> io::Result<bool> {
     let (parts, mut body) = resp.into_parts();
     wbuf.clear();
@@ -186,7 +191,13 @@ async fn write_response(
         body_length: body.size_hint().exact(),
     };
     let (framing, mut keep) = server::encode_response_head(facts, &parts.headers, wbuf);
-    drop(parts);
+    let mut headers = parts.headers;
+    // Kept for the next request unless it grew large; emptied now, so that it holds on to
+    // none of the upstream's read buffer.
+    if headers.capacity() <= SPARE_MAX {
+        headers.clear();
+        *spare = Some(headers);
+    }
     if framing == BodyFraming::None {
         write_all(io, wbuf).await?;
         return Ok(keep);
