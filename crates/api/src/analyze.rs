@@ -164,14 +164,21 @@ pub fn kubernetes_services(docs: &[Document]) -> Vec<ServiceInfo> {
 
 /// Analyzes `resources` knowing `services` (e.g. Kubernetes Services) besides ServiceEntries.
 pub fn analyze_with_services(resources: &[Resource], services: &[ServiceInfo]) -> Vec<Diagnostic> {
-    analyze_inner(resources, services, &|_| true)
+    let all: Vec<&Resource> = resources.iter().collect();
+    analyze_inner(&all, services, &|_| true)
 }
 
 /// The findings about the resources `report_on` accepts, with all of `resources` as context:
 /// what [`analyze`] reports on them, without checking every other VirtualService of a large
-/// store (an apply of one resource into 1,000 services checks that one).
-pub fn analyze_only(resources: &[Resource], report_on: &dyn Fn(&Resource) -> bool) -> Vec<Diagnostic> {
-    let mut out = analyze_inner(resources, &[], report_on);
+/// store (an apply of one resource into 1,000 services checks that one). `resources` are
+/// anything that lends a [`Resource`]: the resources themselves, or the control plane's shared
+/// ones (`Arc<Resource>`).
+pub fn analyze_only<R: std::borrow::Borrow<Resource>>(
+    resources: &[R],
+    report_on: &dyn Fn(&Resource) -> bool,
+) -> Vec<Diagnostic> {
+    let resources: Vec<&Resource> = resources.iter().map(std::borrow::Borrow::borrow).collect();
+    let mut out = analyze_inner(&resources, &[], report_on);
     let names: BTreeSet<String> = resources
         .iter()
         .filter(|r| report_on(r))
@@ -182,7 +189,7 @@ pub fn analyze_only(resources: &[Resource], report_on: &dyn Fn(&Resource) -> boo
 }
 
 fn analyze_inner(
-    resources: &[Resource],
+    resources: &[&Resource],
     services: &[ServiceInfo],
     report_on: &dyn Fn(&Resource) -> bool,
 ) -> Vec<Diagnostic> {
@@ -367,10 +374,11 @@ fn destinations(vs: &VirtualService) -> Vec<&Destination> {
 
 /// IST0109: mesh-bound VirtualServices that claim overlapping hosts in the same visibility scope
 /// are not merged by sidecars; one wins arbitrarily. Each VirtualService is reported once.
-fn conflicting_mesh_hosts(resources: &[Resource]) -> Vec<Diagnostic> {
+fn conflicting_mesh_hosts(resources: &[&Resource]) -> Vec<Diagnostic> {
     // (resource, resolved hosts, scope: None = every namespace, Some(ns) = its own namespace)
     let mesh: Vec<(&Resource, Vec<String>, Option<&str>)> = resources
         .iter()
+        .copied()
         .filter_map(|r| match &r.spec {
             Spec::VirtualService(vs) if vs.gateways.is_empty() || vs.gateways.iter().any(|g| g == "mesh") => {
                 let all = vs.export_to.is_empty() || vs.export_to.iter().any(|e| e == "*");

@@ -61,8 +61,8 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Parses generated YAML chunks into resources.
-pub fn parse(chunks: &[String]) -> anyhow::Result<Vec<Resource>> {
+/// Parses generated YAML chunks into resources (shared, as the control plane's store holds them).
+pub fn parse(chunks: &[String]) -> anyhow::Result<Vec<Arc<Resource>>> {
     let mut out = Vec::new();
     for yaml in chunks {
         let docs = parse_documents(yaml, "bench").map_err(|errors| {
@@ -70,7 +70,7 @@ pub fn parse(chunks: &[String]) -> anyhow::Result<Vec<Resource>> {
             anyhow::anyhow!("the generated mesh does not parse: {}", first.join("; "))
         })?;
         out.extend(docs.into_iter().filter_map(|d| match d {
-            Document::Istio(r) => Some(r),
+            Document::Istio(r) => Some(Arc::new(r)),
             Document::Kubernetes(_) => None,
         }));
     }
@@ -237,6 +237,7 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
     let mut problem = connected.why(opts.proxies, opts.timeout);
     let connect_all_acked_ms = problem.is_none().then(|| ms(t.elapsed()));
     let mut rounds = Vec::new();
+    let (mut returned, mut first_acks) = (Vec::new(), Vec::new());
     let mut per_proxy_us: Vec<u32> = Vec::new();
     if connect_all_acked_ms.is_some() {
         for k in 0..opts.rounds {
@@ -244,6 +245,7 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
             let started = micros_now();
             // What `strait apply -f` sends: one POST to the REST API (store write, analyzer).
             rest_apply(cp.rest_addr, text).await?;
+            returned.push(micros_now().saturating_sub(started) as f64 / 1000.0);
             let version = store.revision().to_string();
             match wait_acks(
                 &mut lines,
@@ -257,12 +259,15 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
             {
                 Waited::All(acks) => {
                     let latest = acks.values().copied().max().unwrap_or(started);
+                    let earliest = acks.values().copied().min().unwrap_or(started);
+                    first_acks.push(Some(earliest.saturating_sub(started) as f64 / 1000.0));
                     rounds.push(Some(latest.saturating_sub(started) as f64 / 1000.0));
                     per_proxy_us.extend(acks.values().map(|a| a.saturating_sub(started) as u32));
                 }
                 other => {
                     problem = other.why(opts.proxies, opts.timeout);
                     rounds.push(None);
+                    first_acks.push(None);
                     break;
                 }
             }
@@ -309,6 +314,8 @@ pub async fn run(opts: &CpOptions) -> anyhow::Result<ControlPlaneResult> {
         rounds: rounds.len(),
         apply_to_all_acked_p99_ms: p99_rounds,
         apply_to_all_acked_ms: rounds,
+        apply_returned_ms: returned,
+        apply_to_first_acked_ms: first_acks,
         per_proxy_ack_p50_ms: pct(0.5),
         per_proxy_ack_p99_ms: pct(0.99),
         rss_kb: mem.rss_kb,

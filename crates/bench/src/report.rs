@@ -169,6 +169,15 @@ pub fn markdown(r: &Results) -> String {
             ),
             ("apply → all proxies acked, per round (ms)", rounds.join(", ")),
             (
+                "of which: REST apply returned / first proxy acked, per round (ms)",
+                cp.apply_returned_ms
+                    .iter()
+                    .zip(&cp.apply_to_first_acked_ms)
+                    .map(|(r, f)| format!("{r:.1} / {}", num(*f, 1)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            (
                 "apply → all acked, p99 of rounds (ms)",
                 num(cp.apply_to_all_acked_p99_ms, 1),
             ),

@@ -207,6 +207,13 @@ pub struct ControlPlaneResult {
     pub rounds: usize,
     /// Apply-to-all-acked time of each round, ms (`None` for a round that timed out).
     pub apply_to_all_acked_ms: Vec<Option<f64>>,
+    /// Per round: until the REST apply returned (store write and analysis), and until the first
+    /// proxy acknowledged (plus recompilation and one push), ms: where a round's time goes.
+    #[serde(default)]
+    pub apply_returned_ms: Vec<f64>,
+    /// See `apply_returned_ms`.
+    #[serde(default)]
+    pub apply_to_first_acked_ms: Vec<Option<f64>>,
     /// p99 (nearest rank) of the rounds' apply-to-all-acked times, ms; `None` if any timed out.
     pub apply_to_all_acked_p99_ms: Option<f64>,
     /// p50 / p99 of the per-proxy apply-to-acked times over all rounds, ms.

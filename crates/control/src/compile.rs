@@ -8,6 +8,7 @@ pub(crate) mod snapshot;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use strait_api::networking::{DestinationRule, Gateway, VirtualService};
 use strait_api::{Resource, Spec};
@@ -58,7 +59,7 @@ pub enum ProxyRole {
 /// This is the reference implementation: it scans the resources for every lookup. The push
 /// server uses [`SnapshotCompiler`], which indexes one snapshot once and shares the parts of a
 /// sidecar's configuration that do not depend on the sidecar; tests prove both agree.
-pub fn compile(resources: &[Resource], node: &ProxyNode) -> ProxyConfig {
+pub fn compile(resources: &[Arc<Resource>], node: &ProxyNode) -> ProxyConfig {
     let registry = Registry::build(resources);
     let virtual_services = sorted_virtual_services(resources);
     let lookup = Scan::new(resources, &virtual_services);
@@ -101,11 +102,15 @@ struct Scan<'a, 'v> {
 }
 
 impl<'a, 'v> Scan<'a, 'v> {
-    fn new(resources: &'a [Resource], virtual_services: &'v [(&'a Resource, &'a VirtualService)]) -> Self {
+    fn new(
+        resources: &'a [Arc<Resource>],
+        virtual_services: &'v [(&'a Resource, &'a VirtualService)],
+    ) -> Self {
         Scan {
             virtual_services,
             rules: resources
                 .iter()
+                .map(|r| &**r)
                 .filter_map(|r| match &r.spec {
                     Spec::DestinationRule(dr) => Some((r, dr)),
                     _ => None,
@@ -143,18 +148,18 @@ pub(crate) fn binds_mesh(r: &Resource, vs: &VirtualService) -> bool {
 
 /// VirtualServices, oldest first: Istio resolves conflicts in favour of the oldest rule and
 /// concatenates gateway rules in that order.
-fn sorted_virtual_services(resources: &[Resource]) -> Vec<(&Resource, &VirtualService)> {
+fn sorted_virtual_services(resources: &[Arc<Resource>]) -> Vec<(&Resource, &VirtualService)> {
     sorted_virtual_service_indices(resources)
         .into_iter()
         .filter_map(|i| match &resources[i].spec {
-            Spec::VirtualService(vs) => Some((&resources[i], vs)),
+            Spec::VirtualService(vs) => Some((&*resources[i], vs)),
             _ => None,
         })
         .collect()
 }
 
 /// Indices of the VirtualServices in `resources`, oldest first.
-fn sorted_virtual_service_indices(resources: &[Resource]) -> Vec<usize> {
+fn sorted_virtual_service_indices(resources: &[Arc<Resource>]) -> Vec<usize> {
     let mut out: Vec<usize> = (0..resources.len())
         .filter(|&i| matches!(resources[i].spec, Spec::VirtualService(_)))
         .collect();
@@ -423,7 +428,7 @@ fn inbound<'r>(
 /// proxy's labels, routing with the VirtualServices bound to those Gateways.
 fn gateway(
     config: &mut ProxyConfig,
-    resources: &[Resource],
+    resources: &[Arc<Resource>],
     registry: &Registry,
     virtual_services: &[(&Resource, &VirtualService)],
     node: &ProxyNode,
@@ -431,6 +436,7 @@ fn gateway(
     let ip = node_ip(node);
     let gateways: Vec<(&Resource, &Gateway)> = resources
         .iter()
+        .map(|r| &**r)
         .filter_map(|r| match &r.spec {
             Spec::Gateway(g) if crate::registry::labels_match(&g.selector, &node.labels) => Some((r, g)),
             _ => None,

@@ -183,7 +183,7 @@ struct Connections {
 }
 
 /// The function that turns a store snapshot into one proxy's configuration.
-pub type Compiler = Arc<dyn Fn(&[Resource], &ProxyNode) -> ProxyConfig + Send + Sync>;
+pub type Compiler = Arc<dyn Fn(&[Arc<Resource>], &ProxyNode) -> ProxyConfig + Send + Sync>;
 
 /// The push server's state: connected proxies and what each was sent and runs.
 pub struct PushServer {

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use strait_api::networking::{ServiceEntry, WorkloadEntry};
 use strait_api::{Resource, Spec};
@@ -101,10 +102,11 @@ pub struct Registry {
 
 impl Registry {
     /// Derives the registry from the stored resources.
-    pub fn build(resources: &[Resource]) -> Registry {
+    pub fn build(resources: &[Arc<Resource>]) -> Registry {
+        let resources = resources.iter().map(|r| &**r);
         // WorkloadEntries by namespace: a ServiceEntry only selects in its own namespace.
         let mut entries: HashMap<&str, Vec<(&Resource, &WorkloadEntry)>> = HashMap::new();
-        for r in resources {
+        for r in resources.clone() {
             if let Spec::WorkloadEntry(we) = &r.spec {
                 entries.entry(r.namespace()).or_default().push((r, we));
             }

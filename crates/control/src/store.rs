@@ -159,13 +159,15 @@ fn join_lines(errors: &[ApiError]) -> String {
 pub struct Snapshot {
     /// The store revision this view reflects.
     pub revision: u64,
-    /// Every resource, sorted by (kind, namespace, name).
-    pub resources: Arc<Vec<Resource>>,
+    /// Every resource, sorted by (kind, namespace, name). Each is shared with the store and
+    /// with older snapshots, so that a write makes a new snapshot without copying every
+    /// resource (~15 ms at 1,000 services, on the path from apply to push).
+    pub resources: Arc<Vec<Arc<Resource>>>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    resources: BTreeMap<ResourceKey, Resource>,
+    resources: BTreeMap<ResourceKey, Arc<Resource>>,
     revision: u64,
     snapshot: Snapshot,
 }
@@ -213,7 +215,9 @@ impl Store {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             revision = revision.max(rv);
-            state.resources.insert(ResourceKey::of(&resource), resource);
+            state
+                .resources
+                .insert(ResourceKey::of(&resource), Arc::new(resource));
         }
         state.revision = revision;
         state.refresh_snapshot();
@@ -268,7 +272,9 @@ impl Store {
             };
             let key = ResourceKey::of(&resource);
             resource.metadata.namespace = Some(key.namespace.clone());
-            let previous = pending.get(&key).or_else(|| state.resources.get(&key));
+            let previous = pending
+                .get(&key)
+                .or_else(|| state.resources.get(&key).map(|r| &**r));
             let action = match previous {
                 None => {
                     revision += 1;
@@ -303,7 +309,9 @@ impl Store {
         if let Some(disk) = &self.disk {
             persist(disk, &state, &pending, revision)?;
         }
-        state.resources.extend(pending);
+        state
+            .resources
+            .extend(pending.into_iter().map(|(k, r)| (k, Arc::new(r))));
         state.revision = revision;
         state.refresh_snapshot();
         drop(state);
@@ -331,7 +339,7 @@ impl Store {
         state.refresh_snapshot();
         drop(state);
         self.changes.send_replace(revision);
-        Ok(removed)
+        Ok(Arc::unwrap_or_clone(removed))
     }
 
     /// Deletes every Istio resource named in `text` (like `kubectl delete -f`). Resources that do
@@ -365,7 +373,7 @@ impl Store {
         self.lock()
             .resources
             .get(&ResourceKey::new(kind, namespace, name))
-            .cloned()
+            .map(|r| Resource::clone(r))
     }
 
     /// Resources of one kind (or all), in one namespace (or all), sorted by kind, namespace, name.
@@ -375,13 +383,13 @@ impl Store {
             .iter()
             .filter(|(k, _)| kind.is_none_or(|kind| k.kind == kind))
             .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| Resource::clone(r))
             .collect()
     }
 
     /// Every resource, sorted by (kind, namespace, name).
-    pub fn snapshot(&self) -> Vec<Resource> {
-        self.lock().snapshot.resources.as_ref().clone()
+    pub fn snapshot(&self) -> Vec<Arc<Resource>> {
+        self.shared_snapshot().resources.as_ref().clone()
     }
 
     /// Every resource with the revision it reflects, without copying (shared with other readers).

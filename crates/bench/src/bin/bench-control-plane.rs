@@ -41,6 +41,13 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    // STRAIT_LOG=strait_control=debug shows the control plane's own timings (recompilations).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("STRAIT_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if a.sim_proxies.is_none() {
         // As `strait control-plane` does, before the runtime's threads exist.
         strait_control::malloc::use_one_malloc_arena();

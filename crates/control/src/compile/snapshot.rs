@@ -147,9 +147,9 @@ struct NamespaceRules {
 }
 
 /// One snapshot of the store, indexed for compiling many proxies. `R` owns or borrows the
-/// resources (`Arc<Vec<Resource>>` in the push server, `&[Resource]` in tests).
+/// resources (`Arc<Vec<Arc<Resource>>>` in the push server, `&[Arc<Resource>]` in tests).
 #[derive(Debug)]
-pub struct SnapshotCompiler<R: AsRef<[Resource]>> {
+pub struct SnapshotCompiler<R: AsRef<[Arc<Resource>]>> {
     resources: R,
     registry: Arc<Registry>,
     /// Service hosts in registry order (position = index here).
@@ -171,7 +171,7 @@ pub struct SnapshotCompiler<R: AsRef<[Resource]>> {
     ports_digest: u64,
 }
 
-impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
+impl<R: AsRef<[Arc<Resource>]>> SnapshotCompiler<R> {
     /// Indexes `resources`: the registry, VirtualService owners per host, DestinationRules per
     /// namespace and host, endpoints per workload. Costs about one `compile()`.
     pub fn new(resources: R) -> Self {
@@ -181,7 +181,7 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
     /// [`SnapshotCompiler::new`], sharing `older`'s registry when every ServiceEntry and
     /// WorkloadEntry is the same in both snapshots (the registry is derived from nothing else):
     /// most changes are routing rules, and building the registry is half of indexing.
-    pub fn new_after<O: AsRef<[Resource]>>(resources: R, older: Option<&SnapshotCompiler<O>>) -> Self {
+    pub fn new_after<O: AsRef<[Arc<Resource>]>>(resources: R, older: Option<&SnapshotCompiler<O>>) -> Self {
         let all = resources.as_ref();
         let registry = match older {
             Some(o) if same_registry_inputs(o.resources(), all) => o.registry.clone(),
@@ -275,7 +275,7 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
     }
 
     /// The resources this compiler was built from.
-    pub fn resources(&self) -> &[Resource] {
+    pub fn resources(&self) -> &[Arc<Resource>] {
         self.resources.as_ref()
     }
 
@@ -313,7 +313,7 @@ impl<R: AsRef<[Resource]>> SnapshotCompiler<R> {
     /// service, the VirtualService that routes it (and, when there is one, every service's
     /// ports, which routes look up), the DestinationRule that shapes its clusters. One changed
     /// VirtualService then serializes one service's virtual hosts instead of all of them.
-    pub fn shared_sidecar_json_reusing<O: AsRef<[Resource]>>(
+    pub fn shared_sidecar_json_reusing<O: AsRef<[Arc<Resource>]>>(
         &self,
         key: &ShareKey,
         cache: &mut PieceCache,
@@ -535,17 +535,18 @@ pub fn assemble(shared: &SharedSidecar, own: ProxyConfig) -> ProxyConfig {
 }
 
 /// Whether both snapshots have the same ServiceEntries and WorkloadEntries (in store order).
-fn same_registry_inputs(a: &[Resource], b: &[Resource]) -> bool {
-    fn inputs(all: &[Resource]) -> impl Iterator<Item = &Resource> {
+fn same_registry_inputs(a: &[Arc<Resource>], b: &[Arc<Resource>]) -> bool {
+    fn inputs(all: &[Arc<Resource>]) -> impl Iterator<Item = &Resource> {
         all.iter()
+            .map(|r| &**r)
             .filter(|r| matches!(r.spec, Spec::ServiceEntry(_) | Spec::WorkloadEntry(_)))
     }
     inputs(a).eq(inputs(b))
 }
 
 /// The VirtualService at index `i` (indices are only ever taken from VirtualServices).
-fn vs_at(all: &[Resource], i: usize) -> Option<(&Resource, &VirtualService)> {
-    let r = all.get(i)?;
+fn vs_at(all: &[Arc<Resource>], i: usize) -> Option<(&Resource, &VirtualService)> {
+    let r: &Resource = all.get(i)?;
     match &r.spec {
         Spec::VirtualService(vs) => Some((r, vs)),
         _ => None,
@@ -553,11 +554,11 @@ fn vs_at(all: &[Resource], i: usize) -> Option<(&Resource, &VirtualService)> {
 }
 
 /// [`Lookup`] answered from the compiler's indexes.
-struct Indexed<'s, R: AsRef<[Resource]>> {
+struct Indexed<'s, R: AsRef<[Arc<Resource>]>> {
     compiler: &'s SnapshotCompiler<R>,
 }
 
-impl<'s, R: AsRef<[Resource]>> Lookup<'s> for Indexed<'s, R> {
+impl<'s, R: AsRef<[Arc<Resource>]>> Lookup<'s> for Indexed<'s, R> {
     fn mesh_owner(&self, service: &Service) -> Option<(&'s Resource, &'s VirtualService)> {
         let i = *self.compiler.mesh_owner.get(&service.host)?;
         vs_at(self.compiler.resources.as_ref(), i)

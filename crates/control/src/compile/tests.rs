@@ -1,6 +1,7 @@
 //! Compiler tests: literal Istio YAML in, proxy configuration out.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use strait_api::{Document, Resource, parse_documents};
 use strait_mesh as mesh;
@@ -38,7 +39,7 @@ fn registry_yaml() -> String {
     out
 }
 
-fn resources(extra: &[&str]) -> Vec<Resource> {
+fn resources(extra: &[&str]) -> Vec<Arc<Resource>> {
     let mut text = registry_yaml();
     for e in extra {
         text.push_str(e);
@@ -47,7 +48,7 @@ fn resources(extra: &[&str]) -> Vec<Resource> {
     let docs = parse_documents(&text, "test").unwrap_or_else(|e| panic!("test YAML invalid: {e:?}"));
     docs.into_iter()
         .filter_map(|d| match d {
-            Document::Istio(r) => Some(r),
+            Document::Istio(r) => Some(Arc::new(r)),
             Document::Kubernetes(_) => None,
         })
         .collect()

@@ -13,10 +13,10 @@ use crate::store::Snapshot;
 
 /// The snapshot's resources, as the compiler wants them.
 #[derive(Debug, Clone)]
-struct Shared(Arc<Vec<Resource>>);
+struct Shared(Arc<Vec<Arc<Resource>>>);
 
-impl AsRef<[Resource]> for Shared {
-    fn as_ref(&self) -> &[Resource] {
+impl AsRef<[Arc<Resource>]> for Shared {
+    fn as_ref(&self) -> &[Arc<Resource>] {
         &self.0
     }
 }
@@ -25,7 +25,7 @@ enum How {
     /// The real compiler, indexed for this snapshot.
     Indexed(Box<SnapshotCompiler<Shared>>),
     /// A caller's compiler (tests): called per proxy, nothing shared.
-    Custom(Compiler, Arc<Vec<Resource>>),
+    Custom(Compiler, Arc<Vec<Arc<Resource>>>),
 }
 
 /// A snapshot ready to produce any proxy's body.

@@ -15,7 +15,7 @@ use crate::compile::compile;
 /// A compiler with a known outcome: one cluster per DestinationRule, nothing for other kinds.
 /// So applying a VirtualService must not push, and applying a DestinationRule must.
 fn test_compiler() -> Compiler {
-    Arc::new(|resources: &[Resource], node: &ProxyNode| ProxyConfig {
+    Arc::new(|resources: &[Arc<Resource>], node: &ProxyNode| ProxyConfig {
         clusters: resources
             .iter()
             .filter(|r| r.kind == Kind::DestinationRule)

@@ -330,3 +330,38 @@ fn leftover_temp_files_are_cleaned_at_open() {
     assert_eq!(store.list(None, None).len(), 1);
     assert!(!stray.exists());
 }
+
+#[test]
+fn a_write_shares_every_unchanged_resource_with_the_previous_snapshot() {
+    let store = Store::in_memory();
+    store.apply_text(VS, "t", false).unwrap();
+    store.apply_text(DR, "t", false).unwrap();
+    let before = store.shared_snapshot();
+    store.apply_text(VS_V2, "t", false).unwrap();
+    let after = store.shared_snapshot();
+    assert_eq!(before.resources.len(), 2);
+    assert_eq!(after.resources.len(), 2);
+    let find = |s: &Snapshot, kind: Kind| {
+        s.resources
+            .iter()
+            .find(|r| r.kind == kind)
+            .cloned()
+            .expect("resource in snapshot")
+    };
+    assert!(
+        Arc::ptr_eq(
+            &find(&before, Kind::DestinationRule),
+            &find(&after, Kind::DestinationRule)
+        ),
+        "the DestinationRule did not change: the same resource, not a copy"
+    );
+    let (old, new) = (
+        find(&before, Kind::VirtualService),
+        find(&after, Kind::VirtualService),
+    );
+    assert!(!Arc::ptr_eq(&old, &new));
+    assert_ne!(
+        old.spec, new.spec,
+        "the older snapshot still sees the older VirtualService"
+    );
+}

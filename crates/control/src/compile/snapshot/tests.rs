@@ -99,11 +99,11 @@ pub(crate) fn mesh_yaml() -> String {
     out
 }
 
-fn resources() -> Vec<Resource> {
+fn resources() -> Vec<Arc<Resource>> {
     let docs = parse_documents(&mesh_yaml(), "test").unwrap_or_else(|e| panic!("test YAML invalid: {e:?}"));
     docs.into_iter()
         .filter_map(|d| match d {
-            Document::Istio(r) => Some(r),
+            Document::Istio(r) => Some(Arc::new(r)),
             Document::Kubernetes(_) => None,
         })
         .collect()
@@ -253,6 +253,7 @@ fn pieces_of_an_older_snapshot_are_reused_only_where_nothing_they_depend_on_chan
     let mut after = resources();
     // Change the VirtualService that owns svc0 (its weights), nothing else.
     for r in &mut after {
+        let r = Arc::make_mut(r);
         if let strait_api::Spec::VirtualService(vs) = &mut r.spec
             && r.metadata.name == "svc0"
             && let Some(last) = vs.http.last_mut()
@@ -270,7 +271,7 @@ fn pieces_of_an_older_snapshot_are_reused_only_where_nothing_they_depend_on_chan
     );
     let mut moved = after.clone();
     for r in &mut moved {
-        if let strait_api::Spec::WorkloadEntry(we) = &mut r.spec {
+        if let strait_api::Spec::WorkloadEntry(we) = &mut Arc::make_mut(r).spec {
             we.address = "10.99.99.99".into();
             break;
         }
