@@ -105,9 +105,9 @@ pub(crate) async fn serve(
             }
             let resp = match route_request(snap, listener, &canon, req, &mut outcome) {
                 Routed::Reply(resp) => resp,
-                // Awaited here rather than inside `route_request`: one async layer less, whose
-                // future every request would build and copy.
-                // Taken apart here so that nothing of it but the forward future lives across
+                // Fault delay → prepare → forward, awaited here rather than inside an async
+                // `route_request`: every async layer builds and copies its child's whole future
+                // once per request. Taken apart so that only the forward future lives across
                 // the await.
                 Routed::Forward(Forward {
                     route,
