@@ -83,7 +83,11 @@ for r in $(seq 1 "$rounds"); do
   wait "$sut" 2>/dev/null || true
   sut=
   for bin in "$@"; do
-    TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 1 "$bin" proxy --config "$out/proxy.json" \
+    # `strait` needs its `proxy` subcommand; the lean `strait-proxy` binaries (any name starting
+    # with `sp-` or `strait-proxy`) are the proxy alone.
+    sub=proxy
+    case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
+    TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 1 "$bin" $sub --config "$out/proxy.json" \
       --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log >"$out/strait.log" 2>&1 &
     sut=$!
     wait_port 19121
