@@ -16,8 +16,11 @@ sed -e 's/127.0.0.1:18121/127.0.0.1:19121/' -e 's/127.0.0.1:18080/127.0.0.1:1908
 target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
 backend=$!
 rm -f "$out"/callgrind.out.*
+# The lean binary (strait-proxy*, sp-*) is the proxy alone: no `proxy` subcommand.
+sub=proxy
+case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
 TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1} valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind.out.%p" \
-  "$bin" proxy --config "$out/proxy.json" --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log \
+  "$bin" $sub --config "$out/proxy.json" --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log \
   >"$out/proxy.log" 2>&1 &
 proxy=$!
 cleanup() { kill "$proxy" "$backend" 2>/dev/null || true; }

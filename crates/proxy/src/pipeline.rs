@@ -43,6 +43,9 @@ pub(crate) struct Outcome {
     pub(crate) cluster_name: Option<Arc<str>>,
     pub(crate) endpoint: Option<usize>,
     pub(crate) upstream_time: Option<std::time::Duration>,
+    /// When the upstream's response head arrived: the end of the request's measured duration
+    /// too, so that the metrics need no clock read of their own.
+    pub(crate) responded_at: Option<Instant>,
     pub(crate) route_name: Option<Arc<str>>,
     pub(crate) bytes_received: u64,
 }
@@ -173,7 +176,9 @@ pub(crate) async fn serve(
             response_code: resp.status().as_u16(),
             response_flags: outcome.flags,
         },
-        started.elapsed(),
+        outcome
+            .responded_at
+            .map_or_else(|| started.elapsed(), |at| at.saturating_duration_since(started)),
     );
     if let Some(log) = log.as_mut() {
         log.status = resp.status().as_u16();

@@ -48,6 +48,13 @@ struct Template {
     headers: HeaderMap,
 }
 
+impl Drop for Template {
+    /// The request's header map is made again for the next upstream response on this thread.
+    fn drop(&mut self) {
+        crate::http1::recycle_header_map(std::mem::take(&mut self.headers));
+    }
+}
+
 /// The fault filter's delay for this request, if its dice say so. Envoy's fault filter runs
 /// before the router: the caller waits this out (flag DI) before [`prepare`], so a delayed
 /// request holds no cluster admission while it waits.
@@ -135,8 +142,11 @@ pub(crate) fn prepare<'s>(
     let mut headers = parts.headers;
     // Envoy honours the per-request timeout header from the client, then drops it.
     // Only from inside the mesh: a gateway treats its clients as external and ignores it.
-    let header_timeout = headers
-        .remove(RQ_TIMEOUT)
+    // A scan of the few names first: a hashed removal of a name that is absent (nearly always)
+    // cost ~230 instructions a request.
+    let header_timeout = (headers.keys().any(|n| n.as_str() == RQ_TIMEOUT.as_str()))
+        .then(|| headers.remove(RQ_TIMEOUT))
+        .flatten()
         .filter(|_| canon.forwarded_for.is_none())
         .and_then(|v| v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()));
     let timeout = match header_timeout {
@@ -332,8 +342,10 @@ pub(crate) async fn forward(
             return fail(outcome, flag, details, status, body);
         }
     };
-    let upstream_time = sent_at.elapsed();
+    let responded_at = Instant::now();
+    let upstream_time = responded_at.saturating_duration_since(sent_at);
     outcome.upstream_time = Some(upstream_time);
+    outcome.responded_at = Some(responded_at);
     outcome.details = "via_upstream";
     let (mut rparts, rbody) = resp.into_parts();
     strip_hop_by_hop(&mut rparts.headers);

@@ -14,6 +14,8 @@ pub(crate) mod framing;
 pub(crate) mod io;
 pub(crate) mod server;
 
+pub(crate) use fields::recycle as recycle_header_map;
+
 /// More header fields than this in one head is an error (hyper's default is 100).
 pub(crate) const MAX_HEADERS: usize = 100;
 /// A head (or a chunk-size line, or a trailer section) longer than this is an error.
