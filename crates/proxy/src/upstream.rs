@@ -144,7 +144,9 @@ pub(crate) fn prepare<'s>(
     // Only from inside the mesh: a gateway treats its clients as external and ignores it.
     // A scan of the few names first: a hashed removal of a name that is absent (nearly always)
     // cost ~230 instructions a request.
-    let header_timeout = (headers.keys().any(|n| n.as_str() == RQ_TIMEOUT.as_str()))
+    let header_timeout = headers
+        .keys()
+        .any(|n| n.as_str() == RQ_TIMEOUT.as_str())
         .then(|| headers.remove(RQ_TIMEOUT))
         .flatten()
         .filter(|_| canon.forwarded_for.is_none())
