@@ -67,13 +67,13 @@ pub(super) fn header_map(
     spare: &mut Option<HeaderMap>,
 ) -> Result<(HeaderMap, FramingFields), WireError> {
     let room = spans.len() + ROOM_TO_ADD;
-    let reused = match spare.take() {
-        Some(mut map) => {
+    let reused = spare
+        .take()
+        .map(|mut map| {
             map.clear();
-            Some(map)
-        }
-        None => recycled(),
-    };
+            map
+        })
+        .or_else(recycled);
     let mut headers = match reused {
         Some(mut map) => {
             // Grows only for a head with more fields than the map was made for.
@@ -221,7 +221,8 @@ mod tests {
 
     #[test]
     fn a_recycled_map_is_emptied_and_filled_by_the_next_head_parsed_without_a_spare() {
-        let mut map = HeaderMap::with_capacity(MIN_MAP);
+        // Larger than a new map would be, so that its capacity tells it apart.
+        let mut map = HeaderMap::with_capacity(MIN_MAP * 2);
         map.insert(header::HOST, HeaderValue::from_static("old"));
         let capacity = map.capacity();
         recycle(map);
