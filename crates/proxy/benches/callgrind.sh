@@ -5,6 +5,8 @@
 #
 #   crates/proxy/benches/callgrind.sh [STRAIT_BINARY] [REQUESTS]
 # Prints Ir per request (the counters are zeroed after a warm-up and dumped after REQUESTS).
+# CG_OPTS adds callgrind options, e.g. CG_OPTS=--cache-sim=yes (then callgrind_annotate FILE
+# shows I1mr/D1mr/D1mw).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 bin=${1:-target/release/strait}
@@ -19,7 +21,7 @@ rm -f "$out"/callgrind.out.*
 # The lean binary (strait-proxy*, sp-*) is the proxy alone: no `proxy` subcommand.
 sub=proxy
 case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
-TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1} valgrind --tool=callgrind --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind.out.%p" \
+TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-1} valgrind --tool=callgrind ${CG_OPTS:-} --compress-strings=no --compress-pos=no --callgrind-out-file="$out/callgrind.out.%p" \
   "$bin" $sub --config "$out/proxy.json" --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log \
   >"$out/proxy.log" 2>&1 &
 proxy=$!
