@@ -48,6 +48,10 @@ pub(super) async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let io = Arc::new(io);
+    // One wait for the shutdown per connection, not one per request: each new `changed()`
+    // future joins the watch's waiter list (a lock) and leaves it again when dropped.
+    let draining = shutdown.clone();
+    let mut stop = std::pin::pin!(shutdown.changed());
     let mut wbuf = Vec::with_capacity(4096);
     // The header map of the last response written, emptied: the next request's is built in it.
     let mut spare = None;
@@ -67,7 +71,7 @@ pub(super) async fn serve(
                     // Polled in order: no random number per poll.
                     biased;
                     read = inbound.fill(&io) => read,
-                    _ = shutdown.changed() => return,
+                    _ = &mut stop => return,
                 }
             } else {
                 inbound.fill(&io).await
@@ -110,7 +114,7 @@ pub(super) async fn serve(
                 Ok(resp) => resp,
                 Err(never) => match never {},
             };
-            let keep_alive = keep_alive && !*shutdown.borrow();
+            let keep_alive = keep_alive && !*draining.borrow();
             write_response(&io, resp, head_request, http10, keep_alive, &mut wbuf, &mut spare).await
         });
         let kept = if lent.is_none() {
