@@ -19,6 +19,17 @@ fn to_backend(version: &str, b: &Backend) -> ProxyConfig {
     )
 }
 
+/// `config` with a second listener, "extra", on a free port and the same route table.
+fn with_extra_listener(mut config: ProxyConfig) -> ProxyConfig {
+    config.listeners.push(Listener {
+        name: "extra".into(),
+        address: SocketAddr::from(([127, 0, 0, 1], 0)),
+        direction: Direction::Outbound,
+        route_table: "t".into(),
+    });
+    config
+}
+
 #[tokio::test]
 async fn swap_keeps_in_flight_requests_and_bad_configs_are_rejected() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
@@ -88,13 +99,7 @@ async fn swap_keeps_in_flight_requests_and_bad_configs_are_rejected() {
 #[tokio::test]
 async fn removed_listeners_are_closed_and_new_ones_bound() {
     let a = Backend::start("a").await;
-    let mut two = to_backend("v1", &a);
-    two.listeners.push(Listener {
-        name: "extra".into(),
-        address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        direction: Direction::Outbound,
-        route_table: "t".into(),
-    });
+    let two = with_extra_listener(to_backend("v1", &a));
     let (proxy, addr) = start(two).await;
     let extra = proxy.listener_addr("extra").unwrap();
     let r = get(extra, "x", "/").await;
@@ -198,13 +203,7 @@ async fn read_response(s: &mut tokio::net::TcpStream) -> String {
 async fn a_removed_listener_closes_idle_connections_and_tells_busy_ones_to_close() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let a = Backend::start("a").await;
-    let mut two = to_backend("v1", &a);
-    two.listeners.push(Listener {
-        name: "extra".into(),
-        address: SocketAddr::from(([127, 0, 0, 1], 0)),
-        direction: Direction::Outbound,
-        route_table: "t".into(),
-    });
+    let two = with_extra_listener(to_backend("v1", &a));
     let (proxy, _) = start(two).await;
     let extra = proxy.listener_addr("extra").unwrap();
     // Several requests first: a connection waits for the shutdown once for its whole life, so
