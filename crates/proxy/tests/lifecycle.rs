@@ -217,12 +217,15 @@ async fn a_removed_listener_closes_idle_connections_and_tells_busy_ones_to_close
         assert!(head.starts_with("http/1.1 200"), "{head}");
         assert!(!head.contains("connection: close"), "{head}");
     }
+    // Busy: the request's body is held back until the listener is gone, so the response can
+    // only be written after the shutdown.
     let mut busy = tokio::net::TcpStream::connect(extra).await.unwrap();
-    busy.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nx-test-delay-ms: 300\r\n\r\n")
+    busy.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nab")
         .await
         .unwrap();
-    eventually("the slow request to reach the backend", || a.hits() == 4).await;
+    eventually("the request to reach the backend", || a.hits() == 4).await;
     proxy.apply(to_backend("v2", &a)).await.unwrap();
+    busy.write_all(b"cde").await.unwrap();
     let deadline = std::time::Duration::from_secs(10);
     let mut rest = Vec::new();
     let read = tokio::time::timeout(deadline, idle.read_to_end(&mut rest)).await;
