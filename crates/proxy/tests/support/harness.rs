@@ -18,6 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use strait_mesh::*;
 use strait_proxy::{Proxy, ProxyOptions};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A backend that echoes who answered and what it saw.
@@ -325,4 +326,75 @@ pub async fn closed_port() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     drop(l);
     addr
+}
+
+/// One response off a raw connection: status line, header section (lower-cased), body.
+#[derive(Debug)]
+pub struct Raw {
+    pub status: String,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Raw {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Reads one response from `client`, keeping what follows it in `buf`. Bodies by
+/// content-length, chunked, or to the close (when `to_close`).
+pub async fn read_response(client: &mut TcpStream, buf: &mut Vec<u8>, to_close: bool) -> Raw {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let more = async |client: &mut TcpStream, buf: &mut Vec<u8>| -> bool {
+        assert!(Instant::now() < deadline, "timed out reading a response");
+        let mut chunk = [0u8; 16384];
+        let n = client.read(&mut chunk).await.unwrap_or(0);
+        buf.extend_from_slice(&chunk[..n]);
+        n > 0
+    };
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        assert!(more(client, buf).await, "closed before a response head: {buf:?}");
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    buf.drain(..end);
+    let status = head.lines().next().unwrap_or_default().to_string();
+    let field = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+    };
+    let body = if let Some(n) = field("content-length").and_then(|v| v.trim().parse::<usize>().ok()) {
+        while buf.len() < n {
+            assert!(more(client, buf).await, "closed mid-body");
+        }
+        buf.drain(..n).collect()
+    } else if field("transfer-encoding").as_deref() == Some("chunked") {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    break i;
+                }
+                assert!(more(client, buf).await, "closed mid-chunk");
+            };
+            let size = usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16).unwrap();
+            while buf.len() < line_end + 2 + size + 2 {
+                assert!(more(client, buf).await, "closed mid-chunk");
+            }
+            body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+            buf.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break body;
+            }
+        }
+    } else if to_close {
+        while more(client, buf).await {}
+        std::mem::take(buf)
+    } else {
+        Vec::new()
+    };
+    Raw { status, head, body }
 }
