@@ -17,16 +17,16 @@ pub(crate) struct Head {
     pub(crate) keep_alive: bool,
 }
 
-/// What the parser saw of a complete response head, by offsets.
-struct Scanned<const N: usize> {
+/// What the parser saw of a complete response head; its fields' offsets are in the caller's
+/// span table.
+struct Scanned {
     len: usize,
     code: u16,
     version: u8,
     count: usize,
-    spans: [Span; N],
 }
 
-fn scan<const N: usize>(buf: &[u8]) -> Result<Option<Scanned<N>>, WireError> {
+fn scan<const N: usize>(buf: &[u8], spans: &mut [Span; N]) -> Result<Option<Scanned>, WireError> {
     // Uninitialised: zeroing room for fields that are not there cost ~1,600 instructions a
     // response with room for 100.
     let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; N];
@@ -39,35 +39,39 @@ fn scan<const N: usize>(buf: &[u8]) -> Result<Option<Scanned<N>>, WireError> {
         Err(e) => fields::check_scan(None, buf.len(), Some(e))?,
     };
     let Some(len) = len else { return Ok(None) };
+    fields::record_spans(buf, resp.headers, spans);
     Ok(Some(Scanned {
         len,
         code: resp.code.unwrap_or(0),
         version: resp.version.unwrap_or(1),
         count: resp.headers.len(),
-        spans: fields::spans(buf, resp.headers),
     }))
 }
 
 /// Parses a response head at the start of `buf` and splits it off. `None`: the head is not
 /// complete yet. `method` is the request's (a response to HEAD has no body).
 pub(crate) fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, WireError> {
-    match scan::<INLINE_HEADERS>(buf) {
+    let mut spans = [(0, 0, 0, 0); INLINE_HEADERS];
+    match scan(buf, &mut spans) {
         Err(WireError::TooLarge(_)) if buf.len() <= super::MAX_HEAD => {
-            build(buf, method, scan::<MAX_HEADERS>(buf)?)
+            let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+            let scanned = scan(buf, &mut spans)?;
+            build(buf, method, scanned, &spans)
         }
-        scanned => build(buf, method, scanned?),
+        scanned => build(buf, method, scanned?, &spans),
     }
 }
 
-fn build<const N: usize>(
+fn build(
     buf: &mut BytesMut,
     method: &Method,
-    scanned: Option<Scanned<N>>,
+    scanned: Option<Scanned>,
+    spans: &[Span],
 ) -> Result<Option<Head>, WireError> {
     let Some(s) = scanned else { return Ok(None) };
     let head = buf.split_to(s.len).freeze();
     let status = StatusCode::from_u16(s.code).map_err(|_| WireError::Head("invalid status code"))?;
-    let (headers, f) = fields::header_map(&head, &s.spans[..s.count], &mut None)?;
+    let (headers, f) = fields::header_map(&head, &spans[..s.count], &mut None)?;
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = if s.version == 0 {

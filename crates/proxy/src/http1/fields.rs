@@ -15,10 +15,12 @@ pub(super) type Span = (u32, u32, u32, u32);
 /// [`super::MAX_HEADERS`]. Small, because the span table is initialised on every parse.
 pub(super) const INLINE_HEADERS: usize = 24;
 
-/// Offsets of the parser's fields in `buf`: the values are cut out of the head once it is split
-/// off the read buffer, which the parser's borrow forbids while it lives.
-pub(super) fn spans<const N: usize>(buf: &[u8], fields: &[httparse::Header<'_>]) -> [Span; N] {
-    let mut spans = [(0, 0, 0, 0); N];
+/// Records the offsets of the parser's fields in `buf` into `spans`: the values are cut out of
+/// the head once it is split off the read buffer, which the parser's borrow forbids while it
+/// lives. Written into the caller's table: one returned by value was copied twice more on its
+/// way to [`header_map`] (~400 bytes each time; a thread's reused `Vec` instead cost more than
+/// the copies).
+pub(super) fn record_spans(buf: &[u8], fields: &[httparse::Header<'_>], spans: &mut [Span]) {
     let base = buf.as_ptr() as usize;
     // Offsets fit: a head longer than MAX_HEAD (64 KiB) is refused before its spans are used.
     let offset = |s: &[u8]| (s.as_ptr() as usize - base) as u32;
@@ -32,7 +34,6 @@ pub(super) fn spans<const N: usize>(buf: &[u8], fields: &[httparse::Header<'_>])
             value + f.value.len() as u32,
         );
     }
-    spans
 }
 
 /// The result of a scan: `Ok(None)` is an incomplete head; errors say which limit or rule broke.

@@ -21,17 +21,17 @@ pub(crate) struct RequestHead {
     pub(crate) expect_continue: bool,
 }
 
-/// What the parser saw of a complete request head, by offsets.
-struct Scanned<const N: usize> {
+/// What the parser saw of a complete request head, by offsets; its fields' offsets are in the
+/// caller's span table.
+struct Scanned {
     len: usize,
     method: (u32, u32),
     target: (u32, u32),
     version: u8,
     count: usize,
-    spans: [Span; N],
 }
 
-fn scan<const N: usize>(buf: &[u8]) -> Result<Option<Scanned<N>>, WireError> {
+fn scan<const N: usize>(buf: &[u8], spans: &mut [Span; N]) -> Result<Option<Scanned>, WireError> {
     let mut fields = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; N];
     let mut req = httparse::Request::new(&mut []);
     let parsed =
@@ -49,13 +49,13 @@ fn scan<const N: usize>(buf: &[u8]) -> Result<Option<Scanned<N>>, WireError> {
         let start = (s.as_ptr() as usize).saturating_sub(base) as u32;
         (start, start + s.len() as u32)
     };
+    fields::record_spans(buf, req.headers, spans);
     Ok(Some(Scanned {
         len,
         method: span(req.method),
         target: span(req.path),
         version: req.version.unwrap_or(1),
         count: req.headers.len(),
-        spans: fields::spans(buf, req.headers),
     }))
 }
 
@@ -66,15 +66,21 @@ pub(crate) fn parse_request_head(
     buf: &mut BytesMut,
     spare: &mut Option<HeaderMap>,
 ) -> Result<Option<RequestHead>, WireError> {
-    match scan::<INLINE_HEADERS>(buf) {
-        Err(WireError::TooLarge(_)) if buf.len() <= MAX_HEAD => build(buf, scan::<MAX_HEADERS>(buf)?, spare),
-        scanned => build(buf, scanned?, spare),
+    let mut spans = [(0, 0, 0, 0); INLINE_HEADERS];
+    match scan(buf, &mut spans) {
+        Err(WireError::TooLarge(_)) if buf.len() <= MAX_HEAD => {
+            let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
+            let scanned = scan(buf, &mut spans)?;
+            build(buf, scanned, &spans, spare)
+        }
+        scanned => build(buf, scanned?, &spans, spare),
     }
 }
 
-fn build<const N: usize>(
+fn build(
     buf: &mut BytesMut,
-    scanned: Option<Scanned<N>>,
+    scanned: Option<Scanned>,
+    spans: &[Span],
     spare: &mut Option<HeaderMap>,
 ) -> Result<Option<RequestHead>, WireError> {
     let Some(s) = scanned else { return Ok(None) };
@@ -83,7 +89,7 @@ fn build<const N: usize>(
         .map_err(|_| WireError::Head("invalid method"))?;
     let uri = Uri::from_maybe_shared(head.slice(s.target.0 as usize..s.target.1 as usize))
         .map_err(|_| WireError::Head("invalid request target"))?;
-    let (headers, f) = fields::header_map(&head, &s.spans[..s.count], spare)?;
+    let (headers, f) = fields::header_map(&head, &spans[..s.count], spare)?;
     let framing = if f.transfer_encoding {
         // RFC 9112 §6.1: a request whose last coding is not chunked cannot be delimited, and one
         // with Content-Length too may be a smuggling attempt; Envoy refuses both.
