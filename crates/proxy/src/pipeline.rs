@@ -106,7 +106,7 @@ pub(crate) async fn serve(
             if let Some(log) = log.as_mut() {
                 log.authority = canon.authority.clone();
             }
-            let resp = match route_request(snap, listener, &canon, req, &mut outcome) {
+            let resp = match route_request(snap, listener, &canon, &req, &mut outcome) {
                 Routed::Reply(resp) => resp,
                 // Fault delay → prepare → forward, awaited here rather than inside an async
                 // `route_request`: every async layer builds and copies its child's whole future
@@ -116,7 +116,6 @@ pub(crate) async fn serve(
                     route,
                     weighted,
                     matched_prefix,
-                    req,
                     cors_origin,
                 }) => {
                     if let Some(delay) = upstream::fault_delay(route) {
@@ -268,7 +267,6 @@ struct Forward<'s> {
     route: &'s Arc<CRoute>,
     weighted: &'s Weighted,
     matched_prefix: Option<&'s str>,
-    req: Request<ReqBody>,
     cors_origin: Option<HeaderValue>,
 }
 
@@ -283,7 +281,7 @@ fn route_request<'s>(
     snap: &'s Snapshot,
     listener: &ListenerRt,
     canon: &Canon,
-    req: Request<ReqBody>,
+    req: &Request<ReqBody>,
     outcome: &mut Outcome,
 ) -> Routed<'s> {
     let Some(table) = snap.tables.get(listener.table) else {
@@ -364,7 +362,6 @@ fn route_request<'s>(
                 route,
                 weighted,
                 matched_prefix,
-                req,
                 cors_origin,
             });
         }
