@@ -394,6 +394,43 @@ async fn h2c_upstream_and_inbound_server_header() {
     }
 }
 
+/// Envoy's router sets `x-envoy-attempt-count` itself: a count the client sent is replaced, not
+/// forwarded beside the proxy's, on HTTP/1.1 (written by the encoder) and h2c (hyper's client)
+/// upstreams alike.
+#[tokio::test]
+async fn a_client_sent_attempt_count_is_replaced_by_the_proxys() {
+    for protocol in [UpstreamProtocol::Http1, UpstreamProtocol::Http2] {
+        let v1 = Backend::start("v1").await;
+        let mut c = cluster("c1", &[&v1]);
+        c.protocol = protocol;
+        let cfg = config(
+            "v1",
+            Direction::Outbound,
+            vec![vhost(&["reviews"], vec![route("r", vec![], to("c1"))])],
+            vec![c],
+        );
+        let (_p, addr) = start(cfg).await;
+        for proto in [Proto::H1, Proto::H2] {
+            let r = send(
+                proto,
+                addr,
+                "GET",
+                "reviews",
+                "/",
+                &[("x-envoy-attempt-count", "7"), ("x-other", "kept")],
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(
+                r.seen_header("x-envoy-attempt-count").as_deref(),
+                Some("1"),
+                "{protocol:?} upstream, {proto:?} downstream"
+            );
+            assert_eq!(r.seen_header("x-other").as_deref(), Some("kept"));
+        }
+    }
+}
+
 #[tokio::test]
 async fn concurrent_requests_spread_over_endpoints() {
     let (a, b, c) = (

@@ -97,11 +97,19 @@ async fn echo(
     {
         status = 503;
     }
-    let headers: BTreeMap<String, String> = parts
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
+    // Repeated fields joined with ", " (their combined value): a field the proxy should have
+    // replaced but sent twice shows as "old, new".
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &parts.headers {
+        let v = String::from_utf8_lossy(v.as_bytes());
+        headers
+            .entry(k.to_string())
+            .and_modify(|seen| {
+                seen.push_str(", ");
+                seen.push_str(&v);
+            })
+            .or_insert_with(|| v.into_owned());
+    }
     let seen = serde_json::json!({
         "backend": name,
         "method": parts.method.as_str(),
