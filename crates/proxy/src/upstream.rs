@@ -46,6 +46,8 @@ struct Template {
     method: Method,
     path: PathAndQuery,
     headers: HeaderMap,
+    /// `x-forwarded-proto` for a request that came without one (see [`Template::head`]).
+    forwarded_proto: HeaderValue,
 }
 
 impl Drop for Template {
@@ -215,10 +217,6 @@ pub(crate) fn prepare<'s>(
             headers.insert(FORWARDED_FOR, v);
         }
     }
-    // One hashed lookup, not a `contains_key` then an `insert`.
-    headers
-        .entry(FORWARDED_PROTO)
-        .or_insert_with(|| HeaderValue::from_static(canon.scheme));
     Ok(Prepared {
         route,
         dest,
@@ -228,6 +226,7 @@ pub(crate) fn prepare<'s>(
             method: parts.method,
             path,
             headers,
+            forwarded_proto: HeaderValue::from_static(canon.scheme),
         },
         body,
         timeout,
@@ -518,22 +517,24 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// Places for the name and the first try's count to be borrowed from.
+/// Places for the names and the first try's count to be borrowed from.
 static ATTEMPT_COUNT_NAME: HeaderName = ATTEMPT_COUNT;
+static FORWARDED_PROTO_NAME: HeaderName = FORWARDED_PROTO;
 static FIRST_ATTEMPT: HeaderValue = HeaderValue::from_static("1");
 
 impl Template {
     /// A try's request head: the template's, with the try's attempt count (1 when `None`) in
-    /// place of any the client sent. Borrowed: the HTTP/1.1 connection writes it without a copy.
-    /// The count is written by the encoder rather than kept in the map: a hashed insert of a
-    /// 21-byte custom name cost ~250 instructions a request, the encoder's name comparison a
-    /// few.
+    /// place of any the client sent, and `x-forwarded-proto` when the client sent none.
+    /// Borrowed: the HTTP/1.1 connection writes it without a copy. Both fields are written by
+    /// the encoder rather than kept in the map: a hashed insert or lookup of a custom name cost
+    /// ~200–250 instructions a request each, the encoder's name comparisons a few.
     fn head<'a>(&'a self, attempt_count: Option<&'a HeaderValue>) -> RequestHead<'a> {
         RequestHead {
             method: &self.method,
             path: &self.path,
             headers: &self.headers,
             replace: Some((&ATTEMPT_COUNT_NAME, attempt_count.unwrap_or(&FIRST_ATTEMPT))),
+            default: Some((&FORWARDED_PROTO_NAME, &self.forwarded_proto)),
         }
     }
 }
@@ -583,6 +584,7 @@ fn mirror(snap: &Snapshot, cluster: Option<usize>, template: &Template, body: By
         method: template.method.clone(),
         path: template.path.clone(),
         headers: template.headers.clone(),
+        forwarded_proto: template.forwarded_proto.clone(),
     };
     let (upstream, addr, authority) = (c.upstream.clone(), ep.addr, ep.authority.clone());
     tokio::spawn(async move {

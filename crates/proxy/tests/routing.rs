@@ -395,10 +395,10 @@ async fn h2c_upstream_and_inbound_server_header() {
 }
 
 /// Envoy's router sets `x-envoy-attempt-count` itself: a count the client sent is replaced, not
-/// forwarded beside the proxy's, on HTTP/1.1 (written by the encoder) and h2c (hyper's client)
-/// upstreams alike.
+/// forwarded beside the proxy's. `x-forwarded-proto` is added only when the client sent none.
+/// On HTTP/1.1 upstreams the encoder writes both; on h2c ones hyper's client gets them in its map.
 #[tokio::test]
-async fn a_client_sent_attempt_count_is_replaced_by_the_proxys() {
+async fn attempt_count_is_the_proxys_and_forwarded_proto_the_clients_when_sent() {
     for protocol in [UpstreamProtocol::Http1, UpstreamProtocol::Http2] {
         let v1 = Backend::start("v1").await;
         let mut c = cluster("c1", &[&v1]);
@@ -411,22 +411,37 @@ async fn a_client_sent_attempt_count_is_replaced_by_the_proxys() {
         );
         let (_p, addr) = start(cfg).await;
         for proto in [Proto::H1, Proto::H2] {
-            let r = send(
-                proto,
-                addr,
-                "GET",
-                "reviews",
-                "/",
-                &[("x-envoy-attempt-count", "7"), ("x-other", "kept")],
-            )
-            .await;
+            let case = format!("{protocol:?} upstream, {proto:?} downstream");
+            let sent = [
+                ("x-envoy-attempt-count", "7"),
+                ("x-forwarded-proto", "https"),
+                ("x-other", "kept"),
+            ];
+            let r = send(proto, addr, "GET", "reviews", "/", &sent).await;
             assert_eq!(r.status, 200, "{}", r.body);
             assert_eq!(
                 r.seen_header("x-envoy-attempt-count").as_deref(),
                 Some("1"),
-                "{protocol:?} upstream, {proto:?} downstream"
+                "{case}"
             );
-            assert_eq!(r.seen_header("x-other").as_deref(), Some("kept"));
+            assert_eq!(
+                r.seen_header("x-forwarded-proto").as_deref(),
+                Some("https"),
+                "{case}"
+            );
+            assert_eq!(r.seen_header("x-other").as_deref(), Some("kept"), "{case}");
+            let r = send(proto, addr, "GET", "reviews", "/", &[]).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(
+                r.seen_header("x-envoy-attempt-count").as_deref(),
+                Some("1"),
+                "{case}"
+            );
+            assert_eq!(
+                r.seen_header("x-forwarded-proto").as_deref(),
+                Some("http"),
+                "{case}"
+            );
         }
     }
 }

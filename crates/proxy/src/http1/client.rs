@@ -118,6 +118,9 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) headers: &'a HeaderMap,
     /// Written in place of the map's field of the same name (a retry's attempt count).
     pub(crate) replace: Option<(&'a HeaderName, &'a HeaderValue)>,
+    /// Written when the map has no field of that name (`x-forwarded-proto`): the encoder sees
+    /// every name anyway, where a lookup in the map hashes one.
+    pub(crate) default: Option<(&'a HeaderName, &'a HeaderValue)>,
 }
 
 impl RequestHead<'_> {
@@ -129,6 +132,9 @@ impl RequestHead<'_> {
         *req.headers_mut() = self.headers.clone();
         if let Some((name, value)) = self.replace {
             req.headers_mut().insert(name.clone(), value.clone());
+        }
+        if let Some((name, value)) = self.default {
+            req.headers_mut().entry(name).or_insert_with(|| value.clone());
         }
         req
     }
@@ -159,6 +165,7 @@ pub(crate) fn encode_request_head(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut had_length = false;
     let mut had_host = false;
+    let mut had_default = false;
     let mut field = |name: &HeaderName, value: &HeaderValue| {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -174,9 +181,13 @@ pub(crate) fn encode_request_head(
             continue;
         }
         had_host |= name == header::HOST;
+        had_default |= head.default.is_some_and(|(d, _)| d == name);
         field(name, value);
     }
     if let Some((name, value)) = head.replace {
+        field(name, value);
+    }
+    if let (Some((name, value)), false) = (head.default, had_default) {
         field(name, value);
     }
     if !had_host {

@@ -259,6 +259,7 @@ fn encoded_with(
         path: &path,
         headers: &parts.headers,
         replace,
+        default: None,
     };
     let mut out = Vec::new();
     let chunked = encode_request_head(head, "default.host", length, &mut out);
@@ -327,6 +328,7 @@ fn a_retry_replaces_the_attempt_count_of_the_borrowed_head() {
         path: &path,
         headers: &template.headers,
         replace: Some((&name, &two)),
+        default: None,
     };
     let owned = head.to_request(());
     assert_eq!(owned.headers()["x-envoy-attempt-count"], "2");
@@ -335,6 +337,49 @@ fn a_retry_replaces_the_attempt_count_of_the_borrowed_head() {
         template.headers["x-envoy-attempt-count"], "1",
         "the template is untouched"
     );
+}
+
+#[test]
+fn a_default_field_is_written_only_when_the_head_has_none_of_that_name() {
+    let name = HeaderName::from_static("x-forwarded-proto");
+    let http = HeaderValue::from_static("http");
+    for (sent, expected) in [
+        (
+            &[("host", "svc")][..],
+            "GET /a/b?c=d HTTP/1.1\r\nhost: svc\r\nx-forwarded-proto: http\r\n\r\n",
+        ),
+        (
+            &[("host", "svc"), ("x-forwarded-proto", "https")][..],
+            "GET /a/b?c=d HTTP/1.1\r\nhost: svc\r\nx-forwarded-proto: https\r\n\r\n",
+        ),
+    ] {
+        let template = request(Method::GET, sent);
+        let path = template.uri.path_and_query().unwrap().clone();
+        let head = RequestHead {
+            method: &template.method,
+            path: &path,
+            headers: &template.headers,
+            replace: None,
+            default: Some((&name, &http)),
+        };
+        let mut out = Vec::new();
+        encode_request_head(head, "default.host", Some(0), &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+        // The owned copy hyper's clients take says the same.
+        let owned = head.to_request(());
+        let values: Vec<_> = owned.headers().get_all(&name).iter().collect();
+        assert_eq!(values.len(), 1);
+        assert_eq!(
+            values[0],
+            expected
+                .split("x-forwarded-proto: ")
+                .nth(1)
+                .unwrap()
+                .split('\r')
+                .next()
+                .unwrap()
+        );
+    }
 }
 
 #[test]

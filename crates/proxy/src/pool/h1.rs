@@ -308,6 +308,7 @@ mod tests {
             path: &path,
             headers: &parts.headers,
             replace: None,
+            default: None,
         };
         pool.send(addr, head, "x", body).await
     }
