@@ -22,7 +22,7 @@ use crate::snapshot::Snapshot;
 
 const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 const RQ_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
-const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
+pub(crate) const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -348,9 +348,8 @@ pub(crate) async fn forward(
     strip_hop_by_hop(&mut rparts.headers);
     route.headers.response.apply(&mut rparts.headers);
     dest.headers.response.apply(&mut rparts.headers);
-    rparts
-        .headers
-        .insert(SERVICE_TIME, small_number(upstream_time.as_millis() as u64));
+    // Set on the response as it is written (`pipeline::Stamp`), after everything else.
+    outcome.service_time = Some(small_number(upstream_time.as_millis() as u64));
     if let (Some(cors), Some(origin)) = (&route.cors, &cors_origin) {
         cors.simple(origin, &mut rparts.headers);
     }

@@ -274,6 +274,11 @@ async fn no_route_no_cluster_no_endpoints_and_connect_failure() {
         assert_eq!((nr.status, nr.body.as_str()), (404, ""));
         assert_eq!(nr.header("content-length"), Some("0"));
         assert_eq!(nr.header("server"), Some("envoy"));
+        assert_eq!(
+            nr.header("x-envoy-upstream-service-time"),
+            None,
+            "no upstream answered"
+        );
         let nr = send(proto, addr, "GET", "reviews", "/nothing", &[]).await;
         assert_eq!(nr.status, 404);
         let nc = send(proto, addr, "GET", "reviews", "/nc", &[]).await;
@@ -391,6 +396,13 @@ async fn h2c_upstream_and_inbound_server_header() {
         );
         assert_eq!(r.json()["body"], "ping", "request bodies are forwarded");
         assert_eq!(r.header("server"), Some("istio-envoy"));
+        assert_eq!(
+            r.headers.get_all("server").iter().count(),
+            1,
+            "the app's is replaced"
+        );
+        let time = r.header("x-envoy-upstream-service-time");
+        assert!(time.is_some_and(|t| t.parse::<u64>().is_ok()), "{time:?}");
     }
 }
 

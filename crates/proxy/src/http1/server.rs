@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
-use http::{HeaderMap, Method, Request, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 
 use super::fields::{self, INLINE_HEADERS, Span};
 use super::framing::{Chunk, Framing};
@@ -154,10 +154,13 @@ pub(crate) struct ResponseFacts {
 /// (when it is a valid length) is kept, or the body's known length used, else the body goes
 /// chunked (HTTP/1.1) or until the close (HTTP/1.0); `Transfer-Encoding` is always ours. Adds
 /// `Date` when missing, and `Connection` when the connection closes (or an HTTP/1.0 client keeps
-/// it). Returns how the body is framed, and whether the connection may stay open.
-pub(crate) fn encode_response_head(
+/// it). The `replace` fields are written in place of the map's fields of the same names (the
+/// proxy's `server`, say). Returns how the body is framed, and whether the connection may stay
+/// open.
+pub(crate) fn encode_response_head<'a>(
     facts: ResponseFacts,
     headers: &HeaderMap,
+    replace: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + Clone,
     out: &mut Vec<u8>,
 ) -> (BodyFraming, bool) {
     let status = facts.status;
@@ -175,14 +178,18 @@ pub(crate) fn encode_response_head(
             }
             continue;
         }
-        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+        if name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+            || replace.clone().any(|(r, _)| r == name)
+        {
             continue;
         }
         has_date |= name == header::DATE;
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        push_field(name, value, out);
+    }
+    for (name, value) in replace {
+        has_date |= name == header::DATE;
+        push_field(name, value, out);
     }
     if !has_date {
         out.extend_from_slice(b"date: ");
@@ -219,6 +226,13 @@ pub(crate) fn encode_response_head(
     }
     out.extend_from_slice(b"\r\n");
     (framing, keep_alive)
+}
+
+fn push_field(name: &HeaderName, value: &HeaderValue, out: &mut Vec<u8>) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn push_length(n: u64, out: &mut Vec<u8>) {

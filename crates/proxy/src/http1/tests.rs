@@ -557,8 +557,35 @@ fn response_head(
         map.append(*n, HeaderValue::from_static(v));
     }
     let mut out = Vec::new();
-    let (framing, keep) = encode_response_head(facts, &map, &mut out);
+    let (framing, keep) = encode_response_head(facts, &map, std::iter::empty(), &mut out);
     (String::from_utf8(out).unwrap(), framing, keep)
+}
+
+#[test]
+fn the_proxys_own_response_fields_replace_the_responses() {
+    let mut map = HeaderMap::new();
+    map.append("server", HeaderValue::from_static("backend"));
+    map.append("x-a", HeaderValue::from_static("1"));
+    map.append("server", HeaderValue::from_static("second"));
+    let server = HeaderName::from_static("server");
+    let envoy = HeaderValue::from_static("envoy");
+    let time = HeaderName::from_static("x-envoy-upstream-service-time");
+    let three = HeaderValue::from_static("3");
+    let mut out = Vec::new();
+    let replace = [(&server, &envoy), (&time, &three)];
+    let facts = ResponseFacts {
+        body_length: Some(0),
+        ..facts(200)
+    };
+    encode_response_head(facts, &map, replace.iter().copied(), &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with(
+            "HTTP/1.1 200 OK\r\nx-a: 1\r\nserver: envoy\r\nx-envoy-upstream-service-time: 3\r\ndate: "
+        ),
+        "{text}"
+    );
+    assert_eq!(text.matches("server:").count(), 1, "{text}");
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::http1::WireError;
 use crate::http1::framing;
 use crate::http1::io::{Inbound, closed, write_all};
 use crate::http1::server::{self, BodyFraming, RequestHead, ResponseFacts};
-use crate::pipeline::{self, ConnInfo};
+use crate::pipeline::{self, ConnInfo, Stamp};
 use crate::pool::BoxError;
 use crate::reply::RespBody;
 
@@ -110,12 +110,14 @@ pub(super) async fn serve(
         // Pinned where it is built: handing the (several-kilobyte) future to `select!` by value
         // would copy it once more per request.
         let mut exchange = std::pin::pin!(async {
-            let resp = match pipeline::serve(inner.clone(), conn.clone(), request.map(|()| body)).await {
-                Ok(resp) => resp,
-                Err(never) => match never {},
-            };
+            let (resp, stamp) = pipeline::handle(inner.clone(), conn.clone(), request.map(|()| body)).await;
             let keep_alive = keep_alive && !*draining.borrow();
-            write_response(&io, resp, head_request, http10, keep_alive, &mut wbuf, &mut spare).await
+            let facts = Facts {
+                head_request,
+                http10,
+                keep_alive,
+            };
+            write_response(&io, resp, &stamp, facts, &mut wbuf, &mut spare).await
         });
         let kept = if lent.is_none() {
             // A client that goes away cancels its request, upstream included, as with hyper and
@@ -175,13 +177,22 @@ async fn drain(io: &TcpStream, inbound: &mut Inbound) -> bool {
     }
 }
 
-/// Writes the response; `Ok(true)` when the connection can carry another request.
-async fn write_response(
-    io: &TcpStream,
-    resp: Response<RespBody>,
+/// What a response's head depends on besides the response: the request's method and version,
+/// and whether the connection may stay open.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
     head_request: bool,
     http10: bool,
     keep_alive: bool,
+}
+
+/// Writes the response, with the proxy's own fields (`stamp`); `Ok(true)` when the connection
+/// can carry another request.
+async fn write_response(
+    io: &TcpStream,
+    resp: Response<RespBody>,
+    stamp: &Stamp,
+    facts: Facts,
     wbuf: &mut Vec<u8>,
     spare: &mut Option<HeaderMap>,
 ) -> io::Result<bool> {
@@ -189,12 +200,12 @@ async fn write_response(
     wbuf.clear();
     let facts = ResponseFacts {
         status: parts.status,
-        head_request,
-        http10,
-        keep_alive,
+        head_request: facts.head_request,
+        http10: facts.http10,
+        keep_alive: facts.keep_alive,
         body_length: body.size_hint().exact(),
     };
-    let (framing, mut keep) = server::encode_response_head(facts, &parts.headers, wbuf);
+    let (framing, mut keep) = server::encode_response_head(facts, &parts.headers, stamp.fields(), wbuf);
     let mut headers = parts.headers;
     // Kept for the next request unless it grew large; emptied now, so that it holds on to
     // none of the upstream's read buffer.
