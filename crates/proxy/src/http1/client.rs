@@ -166,12 +166,6 @@ pub(crate) fn encode_request_head(
     let mut had_length = false;
     let mut had_host = false;
     let mut had_default = false;
-    let mut field = |name: &HeaderName, value: &HeaderValue| {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    };
     for (name, value) in head.headers {
         if name == header::CONTENT_LENGTH {
             had_length = true;
@@ -182,13 +176,13 @@ pub(crate) fn encode_request_head(
         }
         had_host |= name == header::HOST;
         had_default |= head.default.is_some_and(|(d, _)| d == name);
-        field(name, value);
+        fields::push_field(name, value, out);
     }
     if let Some((name, value)) = head.replace {
-        field(name, value);
+        fields::push_field(name, value, out);
     }
     if let (Some((name, value)), false) = (head.default, had_default) {
-        field(name, value);
+        fields::push_field(name, value, out);
     }
     if !had_host {
         out.extend_from_slice(b"host: ");

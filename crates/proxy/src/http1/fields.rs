@@ -191,6 +191,14 @@ impl FramingFields {
     }
 }
 
+/// Writes one header field, `name: value`, in a head being encoded.
+pub(super) fn push_field(name: &HeaderName, value: &HeaderValue, out: &mut Vec<u8>) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A non-empty run of ASCII digits that fits a `u64`.
 pub(super) fn parse_decimal(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 19 {

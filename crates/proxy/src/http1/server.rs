@@ -185,11 +185,11 @@ pub(crate) fn encode_response_head<'a>(
             continue;
         }
         has_date |= name == header::DATE;
-        push_field(name, value, out);
+        fields::push_field(name, value, out);
     }
     for (name, value) in replace {
         has_date |= name == header::DATE;
-        push_field(name, value, out);
+        fields::push_field(name, value, out);
     }
     if !has_date {
         out.extend_from_slice(b"date: ");
@@ -226,13 +226,6 @@ pub(crate) fn encode_response_head<'a>(
     }
     out.extend_from_slice(b"\r\n");
     (framing, keep_alive)
-}
-
-fn push_field(name: &HeaderName, value: &HeaderValue, out: &mut Vec<u8>) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
 }
 
 fn push_length(n: u64, out: &mut Vec<u8>) {
