@@ -63,7 +63,7 @@ pub(crate) struct Stamp {
 }
 
 static SERVER_NAME: HeaderName = header::SERVER;
-static SERVICE_TIME_NAME: HeaderName = upstream::SERVICE_TIME;
+static SERVICE_TIME_NAME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 static SERVER_OUTBOUND: HeaderValue = HeaderValue::from_static("envoy");
 static SERVER_INBOUND: HeaderValue = HeaderValue::from_static("istio-envoy");
 

@@ -20,12 +20,9 @@ use crate::reply::{self, Flags, RespBody, local};
 use crate::route::{CRoute, Dest, Weighted};
 use crate::snapshot::Snapshot;
 
-const ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
 const RQ_TIMEOUT: HeaderName = HeaderName::from_static("x-envoy-upstream-rq-timeout-ms");
-pub(crate) const SERVICE_TIME: HeaderName = HeaderName::from_static("x-envoy-upstream-service-time");
 const ORIGINAL_PATH: HeaderName = HeaderName::from_static("x-envoy-original-path");
 const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 /// Envoy's default retry back-off base and cap.
 const BACKOFF_BASE: Duration = Duration::from_millis(25);
 const BACKOFF_MAX: Duration = Duration::from_millis(250);
@@ -516,9 +513,9 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
-/// Places for the names and the first try's count to be borrowed from.
-static ATTEMPT_COUNT_NAME: HeaderName = ATTEMPT_COUNT;
-static FORWARDED_PROTO_NAME: HeaderName = FORWARDED_PROTO;
+/// Statics, not consts: [`Template::head`] lends them out.
+static ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-envoy-attempt-count");
+static FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static FIRST_ATTEMPT: HeaderValue = HeaderValue::from_static("1");
 
 impl Template {
@@ -532,8 +529,8 @@ impl Template {
             method: &self.method,
             path: &self.path,
             headers: &self.headers,
-            replace: Some((&ATTEMPT_COUNT_NAME, attempt_count.unwrap_or(&FIRST_ATTEMPT))),
-            default: Some((&FORWARDED_PROTO_NAME, &self.forwarded_proto)),
+            replace: Some((&ATTEMPT_COUNT, attempt_count.unwrap_or(&FIRST_ATTEMPT))),
+            default: Some((&FORWARDED_PROTO, &self.forwarded_proto)),
         }
     }
 }
