@@ -282,6 +282,7 @@ pub fn strait_outbound(listen: SocketAddr, upstream: SocketAddr) -> mesh::ProxyC
             address: listen,
             direction: mesh::Direction::Outbound,
             route_table: "outbound".into(),
+            tls: None,
         }],
         route_tables: vec![mesh::RouteTable {
             name: "outbound".into(),
@@ -310,6 +311,7 @@ pub fn strait_inbound(listen: SocketAddr, backend: SocketAddr) -> mesh::ProxyCon
             address: listen,
             direction: mesh::Direction::Inbound,
             route_table: format!("inbound|{SERVICE_PORT}"),
+            tls: None,
         }],
         route_tables: vec![mesh::RouteTable {
             name: format!("inbound|{SERVICE_PORT}"),

@@ -216,6 +216,7 @@ pub(crate) fn sidecar_own<'r>(
         address: SocketAddr::new(ip, mesh::ports::OUTBOUND),
         direction: mesh::Direction::Outbound,
         route_table: "outbound".into(),
+        tls: None,
     });
     inbound(&mut own, endpoints, ip);
     own
@@ -397,6 +398,7 @@ fn inbound<'r>(
                 address: SocketAddr::new(ip, target),
                 direction: mesh::Direction::Inbound,
                 route_table: format!("inbound|{target}"),
+                tls: None,
             });
             own.route_tables.push(mesh::RouteTable {
                 name: format!("inbound|{target}"),
@@ -496,6 +498,7 @@ fn gateway(
             address: SocketAddr::new(ip, port),
             direction: mesh::Direction::Gateway,
             route_table: table_name.clone(),
+            tls: None,
         });
         config.route_tables.push(mesh::RouteTable {
             name: table_name,

@@ -51,6 +51,9 @@ pub struct Listener {
     pub direction: Direction,
     /// Name of the [`RouteTable`] that routes requests received here.
     pub route_table: String,
+    /// mTLS for connections accepted here; `None` serves plaintext only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::ListenerTls>,
 }
 
 /// A set of virtual hosts; the first whose domain matches the request authority is used.
@@ -403,6 +406,9 @@ pub struct Cluster {
     pub connection_pool: Option<ConnectionPool>,
     /// Outlier detection; `None` = never eject.
     pub outlier_detection: Option<OutlierDetection>,
+    /// TLS toward the endpoints; `None` = plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::ClusterTls>,
 }
 
 /// One upstream address.

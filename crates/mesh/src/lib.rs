@@ -7,9 +7,11 @@
 pub mod config;
 pub mod delta;
 pub mod supervisor;
+pub mod tls;
 
 pub use config::*;
 pub use delta::ConfigDelta;
+pub use tls::{ClientTlsMode, ClusterTls, ListenerTls, PeerMode};
 
 /// Generated gRPC types and services for the push stream.
 #[allow(missing_docs, clippy::all)]

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::uri::Authority;
 use strait_mesh::{Cluster, LbPolicy, UpstreamProtocol};
 
+use crate::error::ApplyError;
 use crate::outlier::{Detector, HostHealth};
 use crate::pool::{PoolCache, PoolKey, Upstream};
+use crate::tls;
 
 /// The cluster name that means "send where the request says", as Istio names it for
 /// `outboundTrafficPolicy: ALLOW_ANY`. It needs no endpoints.
@@ -60,10 +62,15 @@ fn enter(counter: &Arc<AtomicUsize>) -> ActiveGuard {
 }
 
 impl ClusterRt {
-    /// Builds runtime state, reusing a connection pool from `cache` when one fits.
-    pub(crate) fn compile(c: &Cluster, cache: &mut PoolCache) -> Self {
-        let key = PoolKey::of(c);
-        let upstream = cache.entry(key).or_insert_with(|| key.build()).clone();
+    /// Builds runtime state, reusing a connection pool from `cache` when one fits. Fails only
+    /// when the cluster's TLS files are missing or unusable.
+    pub(crate) fn compile(c: &Cluster, cache: &mut PoolCache) -> Result<Self, ApplyError> {
+        let tls = match &c.tls {
+            Some(t) => Some(tls::client(&c.name, t, c.protocol == UpstreamProtocol::Http2)?),
+            None => None,
+        };
+        let key = PoolKey::of(c, tls.as_ref());
+        let upstream = cache.entry(key).or_insert_with(|| key.build(tls)).clone();
         let endpoints = c
             .endpoints
             .iter()
@@ -92,7 +99,7 @@ impl ClusterRt {
                 (a, b) => a.or(b),
             }
         });
-        ClusterRt {
+        Ok(ClusterRt {
             service: Arc::from(c.service.as_str()),
             endpoints,
             lb: c.lb_policy,
@@ -104,7 +111,7 @@ impl ClusterRt {
             health: c.endpoints.iter().map(|_| HostHealth::default()).collect(),
             cumulative: cumulative_weights(c),
             passthrough: c.name == PASSTHROUGH_CLUSTER,
-        }
+        })
     }
 
     /// Admits a request under the circuit breaker, or `None` for 503 UO.
@@ -240,7 +247,7 @@ mod tests {
 
     #[tokio::test]
     async fn round_robin_rotates_and_retries_avoid_previous_hosts() {
-        let c = ClusterRt::compile(&cluster(LbPolicy::RoundRobin, 3), &mut PoolCache::new());
+        let c = ClusterRt::compile(&cluster(LbPolicy::RoundRobin, 3), &mut PoolCache::new()).unwrap();
         let picks: Vec<usize> = (0..6).map(|_| c.pick(&[]).map(|p| p.0).unwrap()).collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
         for _ in 0..20 {
@@ -252,14 +259,14 @@ mod tests {
     async fn endpoint_weights_shape_round_robin() {
         let mut def = cluster(LbPolicy::RoundRobin, 2);
         def.endpoints[1].weight = 3;
-        let c = ClusterRt::compile(&def, &mut PoolCache::new());
+        let c = ClusterRt::compile(&def, &mut PoolCache::new()).unwrap();
         let picks: Vec<usize> = (0..8).map(|_| c.pick(&[]).map(|p| p.0).unwrap()).collect();
         assert_eq!(picks.iter().filter(|i| **i == 1).count(), 6, "{picks:?}");
     }
 
     #[tokio::test]
     async fn least_request_prefers_idle_endpoints() {
-        let c = ClusterRt::compile(&cluster(LbPolicy::LeastRequest, 2), &mut PoolCache::new());
+        let c = ClusterRt::compile(&cluster(LbPolicy::LeastRequest, 2), &mut PoolCache::new()).unwrap();
         let (busy, _g) = c.pick(&[]).unwrap();
         for _ in 0..50 {
             let (i, _g2) = c.pick(&[]).unwrap();
@@ -278,7 +285,7 @@ mod tests {
             max_pending_requests: Some(1),
             ..Default::default()
         });
-        let c = ClusterRt::compile(&def, &mut PoolCache::new());
+        let c = ClusterRt::compile(&def, &mut PoolCache::new()).unwrap();
         let a = c.admit();
         let b = c.admit();
         assert!(a.is_some() && b.is_some());

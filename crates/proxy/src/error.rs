@@ -70,6 +70,18 @@ pub enum ApplyError {
         /// The bad status.
         status: u16,
     },
+    /// A TLS certificate, key or CA file of a listener or cluster is missing or unusable.
+    #[error("{owner}: tls.{field} {path:?}: {reason}")]
+    Tls {
+        /// `listener NAME` or `cluster NAME`.
+        owner: String,
+        /// The field naming the file, e.g. `privateKey`.
+        field: &'static str,
+        /// The path as configured.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A rewrite or redirect value that is not a valid URI part.
     #[error("route {route}: invalid URI part {value:?} in rewrite or redirect")]
     Uri {

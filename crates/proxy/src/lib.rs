@@ -24,6 +24,7 @@ mod reply;
 mod route;
 mod snapshot;
 mod stats;
+mod tls;
 mod upstream;
 pub mod xds;
 

@@ -1,5 +1,6 @@
 //! Accept loops: one per bound socket, serving HTTP/1.1 ([`h1`], our own) and h2c with prior
-//! knowledge (hyper's), both with keep-alive.
+//! knowledge (hyper's), both with keep-alive, and both behind mTLS ([`secure`], hyper's) on
+//! listeners that have it.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -15,10 +16,12 @@ use crate::Inner;
 use crate::http1::io::Inbound;
 use crate::pipeline::{self, ConnInfo};
 use crate::snapshot::ListenerKey;
+use crate::tls::{self, ServerTls};
 
 mod body;
 mod h1;
 mod rewind;
+mod secure;
 
 pub(crate) use body::ReqBody;
 
@@ -83,7 +86,8 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection: HTTP/1.1 unless its first bytes are the h2c preface.
+/// Serves one connection: mTLS when the listener has TLS and the first byte starts a handshake,
+/// else HTTP/1.1 unless its first bytes are the h2c preface.
 async fn serve(
     inner: Arc<Inner>,
     conn: Arc<ConnInfo>,
@@ -91,13 +95,29 @@ async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut inbound = Inbound::new();
+    if let Some(tls) = listener_tls(&inner, &conn) {
+        if !read_more(&stream, &mut inbound, &mut shutdown).await {
+            return;
+        }
+        if inbound.buf.first() == Some(&tls::HANDSHAKE_RECORD) {
+            let io = rewind::Rewind {
+                prefix: inbound.buf.freeze(),
+                io: stream,
+            };
+            return secure::serve(inner, conn, io, &tls, shutdown).await;
+        }
+        if tls.strict {
+            // PeerAuthentication STRICT: a plaintext client gets its connection reset, as
+            // Envoy's listener does when no filter chain matches.
+            tracing::debug!(remote = %conn.remote, "plaintext connection to a STRICT mTLS listener reset");
+            let _ = stream.set_zero_linger();
+            return;
+        }
+    }
     // Usually one read: an HTTP/1.1 request's first byte already differs from the preface's.
     while inbound.buf.len() < PREFACE.len() && PREFACE.starts_with(&inbound.buf) {
-        tokio::select! {
-            // Polled in order: no random number per poll.
-            biased;
-            read = inbound.fill(&stream) => if !matches!(read, Ok(n) if n > 0) { return },
-            _ = shutdown.changed() => return,
+        if !read_more(&stream, &mut inbound, &mut shutdown).await {
+            return;
         }
     }
     if !inbound.buf.starts_with(PREFACE) {
@@ -127,4 +147,20 @@ async fn serve(
             let _ = served.await;
         }
     }
+}
+
+/// Reads what the socket has into `inbound`; false on end of stream, error or shutdown.
+async fn read_more(stream: &TcpStream, inbound: &mut Inbound, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        // Polled in order: no random number per poll.
+        biased;
+        read = inbound.fill(stream) => matches!(read, Ok(n) if n > 0),
+        _ = shutdown.changed() => false,
+    }
+}
+
+/// The TLS of the listener a connection arrived on, from the config being served now.
+fn listener_tls(inner: &Inner, conn: &ConnInfo) -> Option<Arc<ServerTls>> {
+    let snap = inner.snapshot.load();
+    snap.as_ref()?.listeners.get(&conn.key)?.tls.clone()
 }

@@ -25,8 +25,12 @@ use crate::listener::ReqBody;
 use tokio::net::TcpStream;
 
 mod h1;
+mod secure;
 
 use h1::{Checkin, H1Pool};
+use secure::{SecureBody, SecurePool};
+
+use crate::tls::ClientTls;
 
 /// Body sent upstream: buffered (replayable for retries and mirrors) or streamed.
 pub(crate) type UpBody = Either<Full<Bytes>, ReqBody>;
@@ -44,6 +48,7 @@ pub(crate) struct UpstreamBody(Source);
 enum Source {
     H1(Checkin),
     Hyper(Incoming),
+    Secure(SecureBody),
 }
 
 impl UpstreamBody {
@@ -67,6 +72,7 @@ impl Body for UpstreamBody {
         match &mut self.get_mut().0 {
             Source::H1(conn) => conn.poll_frame(cx).map_err(Into::into),
             Source::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Source::Secure(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
@@ -74,6 +80,7 @@ impl Body for UpstreamBody {
         match &self.0 {
             Source::H1(conn) => conn.is_end_stream(),
             Source::Hyper(body) => body.is_end_stream(),
+            Source::Secure(body) => body.is_end_stream(),
         }
     }
 
@@ -81,6 +88,7 @@ impl Body for UpstreamBody {
         match &self.0 {
             Source::H1(conn) => conn.size_hint(),
             Source::Hyper(body) => body.size_hint(),
+            Source::Secure(body) => body.size_hint(),
         }
     }
 }
@@ -109,11 +117,14 @@ pub(crate) struct PoolKey {
     connect_timeout: Duration,
     idle_timeout: Duration,
     keep_alive: bool,
+    /// [`ClientTls::fingerprint`]: the TLS settings and the files' contents, so a rotated
+    /// certificate gets a fresh pool.
+    tls: Option<u64>,
 }
 
 impl PoolKey {
-    /// The pool settings of a cluster.
-    pub(crate) fn of(c: &Cluster) -> Self {
+    /// The pool settings of a cluster, with its prepared TLS if it has any.
+    pub(crate) fn of(c: &Cluster, tls: Option<&ClientTls>) -> Self {
         let pool = c.connection_pool.as_ref();
         PoolKey {
             http2: c.protocol == UpstreamProtocol::Http2,
@@ -127,16 +138,25 @@ impl PoolKey {
                 .map_or(DEFAULT_IDLE_TIMEOUT, Duration::from_millis),
             // Istio: maxRequestsPerConnection 1 disables keep-alive.
             keep_alive: pool.and_then(|p| p.max_requests_per_connection) != Some(1),
+            tls: tls.map(|t| t.fingerprint),
         }
     }
 
-    /// Creates the pool.
-    pub(crate) fn build(self) -> Upstream {
+    /// Creates the pool; `tls` is the cluster's prepared TLS that [`PoolKey::of`] was given.
+    pub(crate) fn build(self, tls: Option<ClientTls>) -> Upstream {
         if self.http2 {
             return Upstream::H2(H2Pool {
                 connect_timeout: self.connect_timeout,
                 conns: Arc::default(),
+                tls,
             });
+        }
+        if let Some(tls) = tls {
+            return Upstream::Secure(Arc::new(SecurePool::new(
+                tls,
+                self.connect_timeout,
+                self.keep_alive,
+            )));
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(self.connect_timeout));
@@ -166,8 +186,10 @@ pub(crate) enum Upstream {
         /// Passthrough (DNS) connections.
         by_name: Box<Client<HttpConnector, UpBody>>,
     },
-    /// h2c, one multiplexed connection per endpoint.
+    /// h2c or h2 over TLS, one multiplexed connection per endpoint.
     H2(H2Pool),
+    /// HTTP/1.1 over TLS.
+    Secure(Arc<SecurePool>),
 }
 
 /// One shared h2c connection per endpoint address.
@@ -175,6 +197,8 @@ pub(crate) enum Upstream {
 pub(crate) struct H2Pool {
     connect_timeout: Duration,
     conns: Arc<Mutex<HashMap<SocketAddr, SendRequest<UpBody>>>>,
+    /// h2 over TLS instead of h2c.
+    tls: Option<ClientTls>,
 }
 
 impl Upstream {
@@ -208,6 +232,10 @@ impl Upstream {
                 // Boxed for the same reason: the common case is HTTP/1.1.
                 let resp = Box::pin(pool.send(addr, req)).await?;
                 Ok(resp.map(UpstreamBody::hyper))
+            }
+            Upstream::Secure(pool) => {
+                let resp = Box::pin(pool.send(addr, head.to_request(body), endpoint.as_str())).await?;
+                Ok(resp.map(|b| UpstreamBody(Source::Secure(b))))
             }
         }
     }
@@ -276,21 +304,39 @@ impl H2Pool {
         let handshake = async {
             let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                    .await
-                    .map_err(|_| SendError::Connect)?;
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%addr, error = %e, "upstream h2 connection closed");
-                }
-            });
-            Ok(sender)
+            let Some(tls) = &self.tls else {
+                return handshake_h2(addr, stream).await;
+            };
+            let stream = tls
+                .connector
+                .connect(tls.server_name.clone(), stream)
+                .await
+                .map_err(|e| {
+                    tracing::debug!(%addr, error = %e, "upstream TLS handshake failed");
+                    SendError::Connect
+                })?;
+            handshake_h2(addr, stream).await
         };
         tokio::time::timeout(self.connect_timeout, handshake)
             .await
             .map_err(|_| SendError::Connect)?
     }
+}
+
+/// Starts an HTTP/2 connection over `io` (TCP or TLS), driven by a task of its own.
+async fn handshake_h2<I>(addr: SocketAddr, io: I) -> Result<SendRequest<UpBody>, SendError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|_| SendError::Connect)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(%addr, error = %e, "upstream h2 connection closed");
+        }
+    });
+    Ok(sender)
 }
 
 /// Looks for an HTTP/2 REFUSED_STREAM in the source chain (error path only).

@@ -11,6 +11,7 @@ use crate::error::ApplyError;
 use crate::pool::PoolCache;
 use crate::route::Table;
 use crate::stats::FxBuildHasher;
+use crate::tls::{self, ServerTls};
 
 /// How a bound socket is identified across configs: by address, or by name for port-0 listeners
 /// (whose real port is only known after binding).
@@ -38,6 +39,8 @@ impl ListenerKey {
 pub(crate) struct ListenerRt {
     pub(crate) direction: Direction,
     pub(crate) table: usize,
+    /// Read once per accepted connection, never per request.
+    pub(crate) tls: Option<Arc<ServerTls>>,
 }
 
 /// Everything a request needs, compiled.
@@ -60,7 +63,7 @@ impl Snapshot {
         for c in &cfg.clusters {
             if !cluster_index.contains_key(c.name.as_str()) {
                 cluster_index.insert(c.name.as_str(), clusters.len());
-                clusters.push(ClusterRt::compile(c, clients));
+                clusters.push(ClusterRt::compile(c, clients)?);
             }
         }
         let mut table_index: HashMap<&str, usize> = HashMap::new();
@@ -79,9 +82,14 @@ impl Snapshot {
                         listener: l.name.clone(),
                         table: l.route_table.clone(),
                     })?;
+            let tls = match &l.tls {
+                Some(t) => Some(Arc::new(tls::server(&l.name, t)?)),
+                None => None,
+            };
             let rt = ListenerRt {
                 direction: l.direction,
                 table,
+                tls,
             };
             if !names.insert(l.name.as_str()) || listeners.insert(ListenerKey::of(l), rt).is_some() {
                 return Err(ApplyError::DuplicateListener {

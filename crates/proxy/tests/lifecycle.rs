@@ -26,6 +26,7 @@ fn with_extra_listener(mut config: ProxyConfig) -> ProxyConfig {
         address: SocketAddr::from(([127, 0, 0, 1], 0)),
         direction: Direction::Outbound,
         route_table: "t".into(),
+        tls: None,
     });
     config
 }
@@ -72,6 +73,7 @@ async fn swap_keeps_in_flight_requests_and_bad_configs_are_rejected() {
         address: taken.local_addr().unwrap(),
         direction: Direction::Inbound,
         route_table: "t".into(),
+        tls: None,
     });
     let err = proxy.apply(unbindable).await.unwrap_err();
     assert!(matches!(err, ApplyError::Bind { .. }), "{err}");

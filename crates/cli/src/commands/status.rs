@@ -348,6 +348,7 @@ mod tests {
                 address: "0.0.0.0:8080".parse().expect("addr"),
                 direction: Direction::Gateway,
                 route_table: "http.8080".into(),
+                tls: None,
             }],
             route_tables: vec![RouteTable {
                 name: "http.8080".into(),

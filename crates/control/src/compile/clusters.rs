@@ -147,6 +147,8 @@ fn cluster(
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS),
         connection_pool: pool.map(connection_pool),
         outlier_detection: outlier.map(outlier_detection),
+        // DestinationRule `tls` and ISTIO_MUTUAL are not compiled yet (docs/configuration.md).
+        tls: None,
     }
 }
 

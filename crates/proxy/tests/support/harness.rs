@@ -291,6 +291,7 @@ pub fn config(
             address: SocketAddr::from(([127, 0, 0, 1], 0)),
             direction,
             route_table: "t".into(),
+            tls: None,
         }],
         route_tables: vec![RouteTable {
             name: "t".into(),
