@@ -91,6 +91,38 @@ pub fn haproxy_proxy(listen: SocketAddr, backend: SocketAddr, http2: bool) -> St
     )
 }
 
+/// The client sidecar of `strait-2hop` originates mTLS toward the server sidecar with the same
+/// throwaway PKI as nginx-2hop: client certificate, the CA, and the server's name checked.
+pub fn strait_client_mtls(cfg: &mut mesh::ProxyConfig, server: SocketAddr, pki: &Pki<'_>) {
+    let p = |f: &str| pki.dir.join(f).display().to_string();
+    for c in &mut cfg.clusters {
+        if c.endpoints.iter().any(|e| e.address == server) {
+            c.tls = Some(mesh::ClusterTls {
+                mode: mesh::ClientTlsMode::Mutual,
+                client_certificate: p("client.pem"),
+                private_key: p("client.key"),
+                ca_certificates: p("ca.pem"),
+                subject_alt_names: vec!["server.bench.local".into()],
+                sni: String::new(),
+            });
+        }
+    }
+}
+
+/// The server sidecar of `strait-2hop` requires a client certificate (PeerAuthentication
+/// STRICT), with the same PKI as nginx-2hop.
+pub fn strait_server_mtls(cfg: &mut mesh::ProxyConfig, pki: &Pki<'_>) {
+    let p = |f: &str| pki.dir.join(f).display().to_string();
+    for l in &mut cfg.listeners {
+        l.tls = Some(mesh::ListenerTls {
+            mode: mesh::PeerMode::Strict,
+            server_certificate: p("server.pem"),
+            private_key: p("server.key"),
+            ca_certificates: p("ca.pem"),
+        });
+    }
+}
+
 /// The shell commands that create the throwaway CA and the two certificates in `dir` (EC P-256).
 pub fn pki_script(dir: &Path) -> String {
     let d = dir.display();
@@ -390,5 +422,29 @@ mod tests {
         assert_eq!(back, cfg);
         let inbound = strait_inbound(addr(3), addr(2));
         assert_eq!(inbound.listeners[0].direction, mesh::Direction::Inbound);
+    }
+
+    #[test]
+    fn strait_2hop_uses_mtls_toward_the_server_sidecar_only() {
+        let dir = Path::new("/tmp/pki");
+        let pki = Pki { dir };
+        let mut out = strait_outbound(addr(1), addr(2));
+        strait_client_mtls(&mut out, addr(2), &pki);
+        let with_tls: Vec<_> = out.clusters.iter().filter(|c| c.tls.is_some()).collect();
+        assert_eq!(with_tls.len(), 3, "the three subsets of the service under test");
+        let tls = with_tls[0].tls.as_ref().unwrap();
+        assert_eq!(tls.client_certificate, "/tmp/pki/client.pem");
+        assert_eq!(tls.subject_alt_names, ["server.bench.local"]);
+        let mut inb = strait_inbound(addr(2), addr(3));
+        strait_server_mtls(&mut inb, &pki);
+        let l = inb.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(
+            (l.mode, l.ca_certificates.as_str()),
+            (mesh::PeerMode::Strict, "/tmp/pki/ca.pem")
+        );
+        assert!(
+            inb.clusters.iter().all(|c| c.tls.is_none()),
+            "plaintext to the local app"
+        );
     }
 }

@@ -352,6 +352,17 @@ impl Results {
                 p99("strait"),
                 min_of(p99("nginx"), p99("haproxy")),
             ),
+            // Both with mTLS between the hops (the same certificates).
+            Goal::new(
+                "strait-2hop added p50 at 1,000 rps (us) <= nginx-2hop",
+                p50("strait-2hop"),
+                p50("nginx-2hop"),
+            ),
+            Goal::new(
+                "strait-2hop added p99 at 1,000 rps (us) <= nginx-2hop",
+                p99("strait-2hop"),
+                p99("nginx-2hop"),
+            ),
             Goal::new(
                 "strait RSS idle (MB) <= 8",
                 kb_to_mb(strait.and_then(|c| c.rss_idle_kb)),
@@ -521,10 +532,21 @@ mod tests {
                 cell("nginx", "http1", 200.0, 1.0),
                 cell("haproxy", "http1", 250.0, 0.8),
                 cell("strait", "http1", 150.0, 0.4),
+                cell("nginx-2hop", "http1", 400.0, 2.0),
+                cell("strait-2hop", "http1", 350.0, 1.5),
             ],
             ..Results::default()
         };
         r.evaluate_goals();
+        let two_hop = r
+            .goals
+            .iter()
+            .find(|g| g.goal.starts_with("strait-2hop added p50"))
+            .unwrap();
+        assert_eq!(
+            (two_hop.value, two_hop.target, two_hop.met),
+            (Some(250.0), Some(300.0), Some(true))
+        );
         let cpu = &r.goals[0];
         assert_eq!(
             (cpu.value, cpu.target, cpu.met),

@@ -190,15 +190,19 @@ pub(crate) fn define(l: &Layout<'_>) -> anyhow::Result<Vec<CellDef>> {
         ],
         "two nginx processes, mTLS (TLS 1.3, P-256) between the hops",
     ));
-    // Strait sidecar pair. Plaintext between the hops until the proxy has mTLS.
+    // Strait sidecar pair, mTLS between the hops with nginx-2hop's certificates.
     let (client, server) = (local(b + 141), local(b + 142));
     let (cadmin, sadmin) = (local(b + 151), local(b + 152));
     let (cconf, sconf) = (
         l.out.join("strait-2hop/client.json"),
         l.out.join("strait-2hop/server.json"),
     );
-    write(&cconf, &json(&configs::strait_outbound(client, server)))?;
-    write(&sconf, &json(&configs::strait_inbound(server, l.backend)))?;
+    let mut outbound = configs::strait_outbound(client, server);
+    configs::strait_client_mtls(&mut outbound, server, &pki);
+    let mut inbound = configs::strait_inbound(server, l.backend);
+    configs::strait_server_mtls(&mut inbound, &pki);
+    write(&cconf, &json(&outbound))?;
+    write(&sconf, &json(&inbound))?;
     cells.push(plain(
         "strait-2hop",
         2,
@@ -216,7 +220,7 @@ pub(crate) fn define(l: &Layout<'_>) -> anyhow::Result<Vec<CellDef>> {
                 listen: server,
             },
         ],
-        "PLAINTEXT between the hops (Strait has no mTLS yet): not comparable with nginx-2hop's TLS",
+        "two strait proxies, mTLS (TLS 1.3, P-256, nginx-2hop's certificates) between the hops",
     ));
     Ok(cells)
 }
