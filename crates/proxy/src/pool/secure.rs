@@ -58,7 +58,9 @@ impl SecurePool {
         }
         let mut sender = match self.take(addr).await {
             Some(s) => s,
-            None => self.connect(addr).await?,
+            // Boxed: the TLS handshake's future is large and rarely needed; inline it would be
+            // copied with every move of the request's future.
+            None => Box::pin(self.connect(addr)).await?,
         };
         let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
         let back = self.keep_alive.then(|| Back {
