@@ -31,6 +31,10 @@ pub fn nginx_proxy(dir: &Path, listen: SocketAddr, backend: SocketAddr, http2: b
 
 const PROXY_KEEPALIVE: &str = "    proxy_http_version 1.1;\n    proxy_set_header Connection \"\";\n";
 
+/// TLS 1.3 suites in the order Envoy's BoringSSL and Strait prefer them (AES-128-GCM first), so
+/// that both 2-hop cells encrypt with the same cipher; OpenSSL's default puts AES-256 first.
+const TLS13_SUITES: &str = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+
 /// File names of the throwaway PKI for the TLS hop, inside the cell's directory.
 pub struct Pki<'a> {
     /// Directory holding `ca.pem`, `server.pem`, `server.key`, `client.pem`, `client.key`.
@@ -47,7 +51,8 @@ pub fn nginx_client_sidecar(dir: &Path, listen: SocketAddr, server: SocketAddr, 
              server {{\n  listen {listen};\n  location / {{\n    proxy_pass https://server_sidecar;\n{PROXY_KEEPALIVE}\
              \x20   proxy_ssl_protocols TLSv1.3;\n    proxy_ssl_certificate {p}/client.pem;\n\
              \x20   proxy_ssl_certificate_key {p}/client.key;\n    proxy_ssl_trusted_certificate {p}/ca.pem;\n\
-             \x20   proxy_ssl_verify on;\n    proxy_ssl_name server.bench.local;\n    proxy_ssl_session_reuse on;\n  }}\n}}\n"
+             \x20   proxy_ssl_verify on;\n    proxy_ssl_name server.bench.local;\n    proxy_ssl_session_reuse on;\n\
+             \x20   proxy_ssl_conf_command Ciphersuites {TLS13_SUITES};\n  }}\n}}\n"
         ),
     )
 }
@@ -61,6 +66,7 @@ pub fn nginx_server_sidecar(dir: &Path, listen: SocketAddr, backend: SocketAddr,
             "upstream backend {{ server {backend}; keepalive 64; keepalive_requests 1000000; }}\n\
              server {{\n  listen {listen} ssl;\n  ssl_protocols TLSv1.3;\n  ssl_certificate {p}/server.pem;\n\
              \x20 ssl_certificate_key {p}/server.key;\n  ssl_client_certificate {p}/ca.pem;\n  ssl_verify_client on;\n\
+             \x20 ssl_conf_command Ciphersuites {TLS13_SUITES};\n\
              \x20 location / {{\n    proxy_pass http://backend;\n{PROXY_KEEPALIVE}  }}\n}}\n"
         ),
     )
@@ -389,6 +395,16 @@ mod tests {
             assert_eq!(conf.matches('{').count(), conf.matches('}').count(), "{conf}");
         }
         assert!(nginx_proxy(dir, addr(1), addr(2), true).contains("listen 127.0.0.1:1 http2;"));
+        // Both ends of nginx-2hop prefer AES-128-GCM, as Strait's proxies do.
+        let suites = format!("Ciphersuites {TLS13_SUITES};");
+        assert!(
+            nginx_client_sidecar(dir, addr(1), addr(2), &Pki { dir })
+                .contains(&format!("proxy_ssl_conf_command {suites}"))
+        );
+        assert!(
+            nginx_server_sidecar(dir, addr(1), addr(2), &Pki { dir })
+                .contains(&format!("  ssl_conf_command {suites}"))
+        );
     }
 
     #[test]

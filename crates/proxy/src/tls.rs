@@ -63,8 +63,29 @@ impl std::fmt::Debug for ClientTls {
     }
 }
 
+/// aws-lc-rs, with AES-128-GCM preferred over AES-256-GCM as Envoy's BoringSSL prefers it on
+/// CPUs with AES instructions: what Istio's sidecars negotiate with each other, at four fewer
+/// AES rounds per block than rustls's default first choice.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    let mut p = rustls::crypto::aws_lc_rs::default_provider();
+    // Stable: TLS 1.3 suites stay before TLS 1.2 ones, and the rest keep their order.
+    p.cipher_suites.sort_by_key(|s| {
+        (
+            s.version().version != rustls::ProtocolVersion::TLSv1_3,
+            !aes_128(s.suite()),
+        )
+    });
+    Arc::new(p)
+}
+
+fn aes_128(suite: rustls::CipherSuite) -> bool {
+    use rustls::CipherSuite as C;
+    matches!(
+        suite,
+        C::TLS13_AES_128_GCM_SHA256
+            | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    )
 }
 
 /// Reads the files, naming the one a failure is about, and hashes what it read.
@@ -278,4 +299,34 @@ fn carries_identity(der: &CertificateDer<'_>, names: &[String]) -> bool {
         GeneralName::DNSName(d) => names.iter().any(|want| want.eq_ignore_ascii_case(d)),
         _ => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::CipherSuite as C;
+
+    #[test]
+    fn aes_128_gcm_comes_first_in_each_protocol_version_and_nothing_is_dropped() {
+        let suites: Vec<_> = super::provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(suites[0], C::TLS13_AES_128_GCM_SHA256);
+        assert_eq!(suites[1], C::TLS13_AES_256_GCM_SHA384);
+        let first_tls12 = suites
+            .iter()
+            .position(|s| !format!("{s:?}").starts_with("TLS13"))
+            .unwrap();
+        assert!(super::aes_128(suites[first_tls12]), "{suites:?}");
+        assert!(
+            suites[first_tls12..]
+                .iter()
+                .all(|s| !format!("{s:?}").starts_with("TLS13"))
+        );
+        assert_eq!(
+            suites.len(),
+            rustls::crypto::aws_lc_rs::default_provider().cipher_suites.len()
+        );
+    }
 }
