@@ -66,7 +66,10 @@ impl Pki {
     fn workload(&self, ca: &Issuer<'static, KeyPair>, name: &str, spiffe: &str) {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = vec![SanType::URI(spiffe.try_into().unwrap())];
+        params.subject_alt_names = vec![
+            SanType::URI(spiffe.try_into().unwrap()),
+            SanType::DnsName(format!("{name}.default.svc").try_into().unwrap()),
+        ];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -269,4 +272,65 @@ async fn unusable_tls_files_reject_the_config_and_the_last_one_keeps_serving() {
 
     assert_eq!(server.running().unwrap().version, "s1");
     assert_eq!(get(server_addr, "reviews", "/").await.status, 200);
+}
+
+/// A TLS client that offers no ALPN (as `openssl s_client` or an nginx upstream), with the
+/// productpage certificate; the server's DNS name is checked the usual way.
+async fn tls_without_alpn(pki: &Pki, addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(pki.path("mesh-ca.pem")).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let chain = CertificateDer::pem_file_iter(pki.path("productpage.pem"))
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(pki.path("productpage.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("reviews.default.svc").unwrap();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_offers_no_alpn_is_served_by_what_it_sends() {
+    let pki = Pki::new();
+    let backend = Backend::start("v1").await;
+    let (_server, server_addr) = start(server_sidecar(&pki, PeerMode::Strict, &backend)).await;
+    let mut tls = tls_without_alpn(&pki, server_addr).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), None);
+    tls.write_all(b"GET /h1 HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = tls.read_to_end(&mut got).await;
+    let got = String::from_utf8_lossy(&got);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+
+    // HTTP/2 with prior knowledge over the same kind of connection.
+    let tls = tls_without_alpn(&pki, server_addr).await;
+    let (mut tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("https://reviews/h2")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tx.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(backend.hits(), 2);
 }

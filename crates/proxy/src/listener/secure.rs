@@ -46,15 +46,16 @@ pub(super) async fn serve(
         },
         _ = shutdown.changed() => return,
     };
-    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+    let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         pipeline::serve(inner.clone(), conn.clone(), req.map(ReqBody::Hyper))
     });
     let builder = auto::Builder::new(TokioExecutor::new());
-    let builder = if h2 {
-        builder.http2_only()
-    } else {
-        builder.http1_only()
+    // What ALPN agreed; a client that offered none is told apart by the h2 preface.
+    let builder = match alpn.as_deref() {
+        Some(b"h2") => builder.http2_only(),
+        Some(_) => builder.http1_only(),
+        None => builder,
     };
     let served = builder.serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(served);
