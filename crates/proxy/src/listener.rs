@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -133,13 +134,23 @@ async fn serve(
     });
     let served = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(io), svc);
+    drive(served, remote, "h2c", shutdown).await;
+}
+
+/// Runs a connection served by hyper until it ends, or drains it (in-flight requests finish,
+/// no new ones) when the listener is removed.
+async fn drive<C>(served: C, remote: SocketAddr, what: &str, mut shutdown: watch::Receiver<bool>)
+where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
     tokio::pin!(served);
     tokio::select! {
         // Polled in order: no random number per poll.
         biased;
         res = served.as_mut() => {
             if let Err(e) = res {
-                tracing::debug!(%remote, error = %e, "downstream h2c connection ended with an error");
+                tracing::debug!(%remote, error = %e, "downstream {what} connection ended with an error");
             }
         }
         _ = shutdown.changed() => {

@@ -302,24 +302,39 @@ impl H2Pool {
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpBody>, SendError> {
         let handshake = async {
-            let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
-            let _ = stream.set_nodelay(true);
-            let Some(tls) = &self.tls else {
-                return handshake_h2(addr, stream).await;
-            };
-            let stream = tls
-                .connector
-                .connect(tls.server_name.clone(), stream)
-                .await
-                .map_err(|e| {
-                    tracing::debug!(%addr, error = %e, "upstream TLS handshake failed");
-                    SendError::Connect
-                })?;
-            handshake_h2(addr, stream).await
+            let stream = connect_tcp(addr).await?;
+            match &self.tls {
+                Some(tls) => handshake_h2(addr, tls.handshake(addr, stream).await?).await,
+                None => handshake_h2(addr, stream).await,
+            }
         };
         tokio::time::timeout(self.connect_timeout, handshake)
             .await
             .map_err(|_| SendError::Connect)?
+    }
+}
+
+/// A TCP connection to `addr` with Nagle off (requests and responses are written whole).
+pub(crate) async fn connect_tcp(addr: SocketAddr) -> Result<TcpStream, SendError> {
+    let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+impl ClientTls {
+    /// The TLS handshake over `tcp`; a failure is a connect failure (`UF`), as in Envoy.
+    async fn handshake(
+        &self,
+        addr: SocketAddr,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, SendError> {
+        self.connector
+            .connect(self.server_name.clone(), tcp)
+            .await
+            .map_err(|e| {
+                tracing::debug!(%addr, error = %e, "upstream TLS handshake failed");
+                SendError::Connect
+            })
     }
 }
 

@@ -58,18 +58,5 @@ pub(super) async fn serve(
         None => builder,
     };
     let served = builder.serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(served);
-    tokio::select! {
-        // Polled in order: no random number per poll.
-        biased;
-        res = served.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%remote, error = %e, "downstream TLS connection ended with an error");
-            }
-        }
-        _ = shutdown.changed() => {
-            served.as_mut().graceful_shutdown();
-            let _ = served.await;
-        }
-    }
+    super::drive(served, remote, "TLS", shutdown).await;
 }

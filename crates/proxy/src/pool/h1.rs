@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Response;
 use hyper::body::{Frame, SizeHint};
-use tokio::net::TcpStream;
 
 use super::{SendError, UpBody, UpstreamBody};
 use crate::http1::client::RequestHead;
@@ -223,8 +222,7 @@ impl H1Pool {
 
     async fn connect(&self, addr: SocketAddr) -> Result<Box<Conn>, SendError> {
         let connect = async {
-            let stream = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
-            let _ = stream.set_nodelay(true);
+            let stream = super::connect_tcp(addr).await?;
             Ok(Box::new(Conn::new(stream)))
         };
         tokio::time::timeout(self.connect_timeout, connect)

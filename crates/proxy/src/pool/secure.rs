@@ -15,9 +15,8 @@ use http::{Request, Response, header};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
-use super::{BoxError, SendError, UpBody, classify};
+use super::{BoxError, SendError, UpBody, classify, connect_tcp};
 use crate::tls::ClientTls;
 
 /// Idle connections kept per endpoint; more are closed when they come back.
@@ -90,17 +89,8 @@ impl SecurePool {
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<UpBody>, SendError> {
         let handshake = async {
-            let tcp = TcpStream::connect(addr).await.map_err(|_| SendError::Connect)?;
-            let _ = tcp.set_nodelay(true);
-            let stream = self
-                .tls
-                .connector
-                .connect(self.tls.server_name.clone(), tcp)
-                .await
-                .map_err(|e| {
-                    tracing::debug!(%addr, error = %e, "upstream TLS handshake failed");
-                    SendError::Connect
-                })?;
+            let tcp = connect_tcp(addr).await?;
+            let stream = self.tls.handshake(addr, tcp).await?;
             let (sender, conn) = http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|_| SendError::Connect)?;
