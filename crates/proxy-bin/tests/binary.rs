@@ -1,26 +1,20 @@
 //! The `strait-proxy` binary as a user runs it: flags, exit codes, and a static config served
 //! until the process is killed.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use support::{Running, free_port, spawn_proxy, wait_ready};
 
 fn strait_proxy(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strait-proxy"))
         .args(args)
         .output()
         .expect("strait-proxy runs")
-}
-
-/// Kills the proxy even when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `GET path` over HTTP/1.1; `None` until something answers.
@@ -99,36 +93,9 @@ fn serves_a_static_config_with_one_worker() {
     let config = dir.path().join("proxy.json");
     std::fs::write(&config, r#"{"version": "it-1", "listeners": []}"#).expect("write config");
     // A free port for the admin server (the proxy binds it itself).
-    let admin = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_strait-proxy"))
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "--admin",
-            &admin.to_string(),
-        ])
-        .args(["--concurrency", "1", "--no-access-log"])
-        .env("STRAIT_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strait-proxy starts");
-    let mut proxy = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = None;
-    while Instant::now() < deadline {
-        last = get(admin, "/ready");
-        if last.as_ref().is_some_and(|(status, _)| *status == 200) {
-            break;
-        }
-        if let Ok(Some(status)) = proxy.0.try_wait() {
-            panic!("strait-proxy exited early: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(last.map(|(s, _)| s), Some(200), "the proxy never became ready");
+    let admin = free_port();
+    let mut proxy = spawn_proxy(&config, admin, &[("STRAIT_LOG", "info")]);
+    wait_ready(&mut proxy, admin);
     let (status, dump) = get(admin, "/config_dump").expect("config dump answers");
     assert_eq!(status, 200);
     assert!(dump.contains("it-1"), "{dump}");
@@ -158,9 +125,7 @@ fn a_proxy_stops_when_its_supervisor_is_killed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("proxy.json");
     std::fs::write(&config, r#"{"version": "sup-1", "listeners": []}"#).expect("write config");
-    let admin = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
+    let admin = free_port();
     // A shell plays the supervisor (`strait demo`): it names itself in STRAIT_SUPERVISOR_PID,
     // starts the proxy, prints its pid and waits. SIGKILL gives it no chance to stop the proxy.
     let script = r#"STRAIT_SUPERVISOR_PID=$$ "$0" --config "$1" --admin "$2" --concurrency 1 >/dev/null 2>&1 &

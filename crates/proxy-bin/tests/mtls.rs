@@ -3,11 +3,14 @@
 //! in, plaintext to a local app). Real processes, real sockets, real TLS; certificates from a
 //! throwaway CA made here.
 
+mod support;
+
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+
+use support::{exchange, free_port, spawn_proxy, wait_ready};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
@@ -15,22 +18,6 @@ use rcgen::{
 use strait_mesh::*;
 
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
-
-/// Kills the proxy even when an assertion fails.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-}
 
 /// Writes `mesh-ca.pem` and, signed by it, `reviews.{pem,key}` and `productpage.{pem,key}`.
 fn write_pki(dir: &Path) {
@@ -138,53 +125,6 @@ fn listener(addr: SocketAddr, direction: Direction, tls: Option<ListenerTls>) ->
     }
 }
 
-fn spawn(config: &Path, admin: SocketAddr) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_strait-proxy"))
-        .args([
-            "--config",
-            &config.display().to_string(),
-            "--admin",
-            &admin.to_string(),
-        ])
-        .args(["--concurrency", "1", "--no-access-log"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strait-proxy starts");
-    Running(child)
-}
-
-/// One HTTP/1.1 exchange on a fresh connection; the raw response, or how the read failed.
-fn exchange(addr: SocketAddr, path: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    Ok(text)
-}
-
-fn wait_ready(proxy: &mut Running, admin: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if exchange(admin, "/ready").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
-            return;
-        }
-        if let Ok(Some(status)) = proxy.0.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = proxy.0.stderr.take() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("strait-proxy exited early: {status}: {err}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("strait-proxy at admin {admin} never became ready");
-}
-
 #[test]
 fn two_proxy_processes_speak_mtls_and_strict_resets_plaintext() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -217,16 +157,17 @@ fn two_proxy_processes_speak_mtls_and_strict_resets_plaintext() {
     std::fs::write(dir.path().join("server.json"), server.to_json()).unwrap();
     std::fs::write(dir.path().join("client.json"), client.to_json()).unwrap();
     let (server_admin, client_admin) = (free_port(), free_port());
-    let mut server = spawn(&dir.path().join("server.json"), server_admin);
-    let mut client = spawn(&dir.path().join("client.json"), client_admin);
+    let mut server = spawn_proxy(&dir.path().join("server.json"), server_admin, &[]);
+    let mut client = spawn_proxy(&dir.path().join("client.json"), client_admin, &[]);
     wait_ready(&mut server, server_admin);
     wait_ready(&mut client, client_admin);
 
-    let through = exchange(client_at, "/reviews/0").expect("the client sidecar answers");
+    let through = exchange(client_at, "reviews", "/reviews/0").expect("the client sidecar answers");
     assert!(through.starts_with("HTTP/1.1 200"), "{through}");
     assert!(through.ends_with("hello"), "{through}");
 
-    let err = exchange(server_at, "/reviews/0").expect_err("a STRICT listener must not answer plaintext");
+    let err = exchange(server_at, "reviews", "/reviews/0")
+        .expect_err("a STRICT listener must not answer plaintext");
     assert_eq!(err.kind(), ErrorKind::ConnectionReset, "{err}");
 }
 
