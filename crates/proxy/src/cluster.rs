@@ -35,6 +35,9 @@ pub(crate) struct ClusterRt {
     lb: LbPolicy,
     rr: AtomicUsize,
     pub(crate) upstream: Upstream,
+    /// The key of `upstream` in the pool cache, so that an apply can drop the pools no cluster
+    /// uses any more.
+    pub(crate) pool_key: PoolKey,
     /// Envoy circuit breaker: in-flight requests above this get 503 UO.
     limit: Option<usize>,
     active: Arc<AtomicUsize>,
@@ -111,6 +114,7 @@ impl ClusterRt {
             health: c.endpoints.iter().map(|_| HostHealth::default()).collect(),
             cumulative: cumulative_weights(c),
             passthrough: c.name == PASSTHROUGH_CLUSTER,
+            pool_key: key,
         })
     }
 

@@ -28,7 +28,7 @@ mod tls;
 mod upstream;
 pub mod xds;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub use cluster::PASSTHROUGH_CLUSTER;
 pub use error::{ApplyError, ProxyError};
 
 use listener::RunningListener;
-use pool::PoolCache;
+use pool::{PoolCache, PoolKey};
 use snapshot::{ListenerKey, Snapshot};
 use stats::Stats;
 
@@ -135,6 +135,10 @@ impl Proxy {
         }
         let snap = Arc::new(snap);
         self.inner.snapshot.store(Some(snap.clone()));
+        // Pools no cluster uses any more (settings changed, a certificate rotated) leave the
+        // cache; requests still in flight on them keep them alive until they finish.
+        let used: HashSet<PoolKey> = snap.clusters.iter().map(|c| c.pool_key).collect();
+        state.clients.retain(|k, _| used.contains(k));
         state.listeners.retain(|k, _| snap.listeners.contains_key(k));
         for (key, socket) in fresh {
             let running = listener::spawn(Arc::downgrade(&self.inner), key.clone(), socket);
@@ -228,5 +232,40 @@ mod tests {
         assert_eq!(parse_config(Path::new("x"), &json).unwrap(), cfg);
         let err = parse_config(Path::new("x.yaml"), "listeners: 3").unwrap_err();
         assert!(err.to_string().contains("YAML"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn pools_no_cluster_uses_leave_the_cache_when_a_certificate_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let config = |version: String| ProxyConfig {
+            version,
+            clusters: vec![strait_mesh::Cluster {
+                name: "c".into(),
+                tls: Some(strait_mesh::ClusterTls {
+                    mode: strait_mesh::ClientTlsMode::Simple,
+                    ca_certificates: ca.display().to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let proxy = Proxy::new(ProxyOptions {
+            id: "t".into(),
+            admin_addr: None,
+            access_log: false,
+        });
+        for round in 0..3 {
+            // A new CA in the same file: a new fingerprint, so a new pool.
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            std::fs::write(&ca, params.self_signed(&key).unwrap().pem()).unwrap();
+            proxy.apply(config(format!("v{round}"))).await.unwrap();
+            assert_eq!(proxy.inner.state.lock().await.clients.len(), 1, "round {round}");
+        }
+        proxy.apply(ProxyConfig::default()).await.unwrap();
+        assert!(proxy.inner.state.lock().await.clients.is_empty());
     }
 }
