@@ -7,6 +7,7 @@
 pub mod config;
 pub mod delta;
 pub mod supervisor;
+pub mod ticker;
 pub mod tls;
 
 pub use config::*;

@@ -31,10 +31,19 @@ pub async fn gone() {
     let Some(supervisor) = supervisor_of(std::env::var(ENV).ok().as_deref(), parent) else {
         return std::future::pending().await;
     };
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Not a timer in tokio's wheel: see [`crate::ticker`].
+    let mut tick = match crate::ticker::Ticker::new(POLL) {
+        Ok(tick) => tick,
+        Err(e) => {
+            eprintln!("cannot follow the supervising process ({e}); running on without it");
+            return std::future::pending().await;
+        }
+    };
     loop {
-        tick.tick().await;
+        if let Err(e) = tick.tick().await {
+            eprintln!("stopped following the supervising process ({e}); running on without it");
+            return std::future::pending().await;
+        }
         if std::os::unix::process::parent_id() != supervisor {
             return;
         }

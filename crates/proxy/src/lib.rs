@@ -24,6 +24,7 @@ mod reply;
 mod route;
 mod snapshot;
 mod stats;
+mod sweep;
 mod tls;
 mod upstream;
 pub mod xds;
@@ -89,6 +90,8 @@ pub(crate) struct Inner {
 struct ApplyState {
     listeners: HashMap<ListenerKey, RunningListener>,
     clients: PoolCache,
+    /// The idle-connection sweep of `clients` runs (started by the first apply, in its runtime).
+    sweeping: bool,
 }
 
 impl Proxy {
@@ -116,6 +119,10 @@ impl Proxy {
     /// error is the NACK reason.
     pub async fn apply(&self, cfg: ProxyConfig) -> Result<(), ApplyError> {
         let mut state = self.inner.state.lock().await;
+        if !state.sweeping {
+            sweep::start(Arc::downgrade(&self.inner), sweep::EVERY);
+            state.sweeping = true;
+        }
         let snap = Snapshot::compile(cfg, &mut state.clients)?;
         let mut fresh = Vec::new();
         for l in &snap.config.listeners {

@@ -167,7 +167,11 @@ impl PoolKey {
             b.pool_max_idle_per_host(0);
         }
         Upstream::H1 {
-            pool: H1Pool::start(self.connect_timeout, self.idle_timeout, self.keep_alive),
+            pool: Arc::new(H1Pool::new(
+                self.connect_timeout,
+                self.idle_timeout,
+                self.keep_alive,
+            )),
             by_name: Box::new(b.build(connector)),
         }
     }
@@ -201,7 +205,37 @@ pub(crate) struct H2Pool {
     tls: Option<ClientTls>,
 }
 
+impl H2Pool {
+    /// Forgets the connections that closed (hyper's connection task has already closed their
+    /// sockets); returns how many are left.
+    fn sweep(&self) -> usize {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.retain(|_, sender| !sender.is_closed());
+        conns.len()
+    }
+}
+
 impl Upstream {
+    /// Drops the pool's idle connections that servers closed (or that expired); returns how many
+    /// are left. Passthrough connections are hyper-util's, which sweeps its own.
+    pub(crate) fn sweep(&self) -> usize {
+        match self {
+            Upstream::H1 { pool, .. } => pool.sweep(),
+            Upstream::H2(pool) => pool.sweep(),
+            Upstream::Secure(pool) => pool.sweep(),
+        }
+    }
+
+    /// Idle connections, without sweeping (tests).
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        match self {
+            Upstream::H1 { pool, .. } => pool.idle_total(),
+            Upstream::H2(pool) => pool.conns.lock().map_or(0, |c| c.len()),
+            Upstream::Secure(_) => 0,
+        }
+    }
+
     /// Sends `req` (origin-form path, `Host` set to the logical authority) to `addr`, or with no
     /// address to `endpoint` resolved by DNS (passthrough). An HTTP/1.1 connection travels with
     /// the response body and returns to the pool after it.

@@ -35,9 +35,6 @@ use conn::Conn;
 /// Idle connections of one endpoint, each with the time it went idle.
 type IdleList = Vec<(Box<Conn>, Instant)>;
 
-/// How often idle connections are checked for a close by the server or expiry.
-const SWEEP_EVERY: Duration = Duration::from_secs(5);
-
 /// Idle connections of every endpoint that share one set of pool settings.
 pub(crate) struct H1Pool {
     connect_timeout: Duration,
@@ -138,30 +135,11 @@ impl H1Pool {
         }
     }
 
-    /// An empty pool, with a task (when there is a runtime) that drops the idle connections that
-    /// servers closed or that expired, every [`SWEEP_EVERY`]. Nothing else looks at an idle
-    /// connection, and an endpoint that went away is never checked out again: without the sweep
-    /// its sockets would stay open (in CLOSE_WAIT) for as long as the pool lives.
-    pub(crate) fn start(connect_timeout: Duration, idle_timeout: Duration, keep_alive: bool) -> Arc<Self> {
-        let pool = Arc::new(H1Pool::new(connect_timeout, idle_timeout, keep_alive));
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let weak = Arc::downgrade(&pool);
-            handle.spawn(async move {
-                let mut tick = tokio::time::interval(SWEEP_EVERY);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let Some(pool) = weak.upgrade() else { return };
-                    pool.sweep();
-                }
-            });
-        }
-        pool
-    }
-
-    /// Drops the idle connections that are closed or expired; returns how many are left.
-    fn sweep(&self) -> usize {
+    /// Drops the idle connections that are closed or expired; returns how many are left. Called
+    /// by the proxy's sweep ([`crate::sweep`]): nothing else looks at an idle connection, and an
+    /// endpoint that went away is never checked out again, so its sockets would stay open (in
+    /// CLOSE_WAIT) for as long as the pool lives.
+    pub(crate) fn sweep(&self) -> usize {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|_, list| {
             list.retain_mut(|(link, since)| link.is_open() && since.elapsed() < self.idle_timeout);
@@ -235,6 +213,13 @@ impl H1Pool {
     pub(crate) fn idle_count(&self, addr: SocketAddr) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.get(&addr).map_or(0, Vec::len)
+    }
+
+    /// Idle connections to every endpoint (tests).
+    #[cfg(test)]
+    pub(crate) fn idle_total(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.values().map(Vec::len).sum()
     }
 }
 
