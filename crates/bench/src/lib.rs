@@ -13,6 +13,7 @@ pub mod chart;
 pub mod configs;
 pub mod control_plane;
 pub mod loadgen;
+pub mod paired;
 pub mod process;
 pub mod procfs;
 pub mod repeat;

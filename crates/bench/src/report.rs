@@ -206,22 +206,44 @@ pub fn markdown(r: &Results) -> String {
     }
     if !r.goals.is_empty() {
         let _ = writeln!(o, "\nGoals (issue #3):\n");
-        let _ = writeln!(o, "| goal | value | bound | ratio | met |");
-        let _ = writeln!(o, "|---|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| goal | value | bound | ratio | met | met in rounds | ratio per round: median (min–max) |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|---|");
         for g in &r.goals {
             let met = match g.met {
                 Some(true) => "yes",
                 Some(false) => "**no**",
                 None => "unknown",
             };
+            // Each round's cells against each other (crate::paired): how robust the ratio is.
+            let (rounds, per_round) = match r.paired.iter().find(|p| p.goal == g.goal) {
+                Some(p) => {
+                    let (met, of) = p.met();
+                    let (median, range) = p.median();
+                    (format!("{met}/{of}"), ranged(median, range, 2))
+                }
+                None => ("–".into(), "–".into()),
+            };
             let _ = writeln!(
                 o,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} |",
                 g.goal,
                 num(g.value, 3),
                 num(g.target, 3),
                 num(g.ratio, 2),
-                met
+                met,
+                rounds,
+                per_round
+            );
+        }
+        if !r.paired.is_empty() {
+            let _ = writeln!(
+                o,
+                "\n\"Met in rounds\" evaluates each goal on the cells of one round alone (cells of a round \
+                 run minutes apart, rounds further apart): k of n rounds met, and the median and range of \
+                 the per-round ratios. The other columns divide medians over all rounds."
             );
         }
     }

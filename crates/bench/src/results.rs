@@ -293,6 +293,9 @@ pub struct Results {
     /// The order the cells ran in, one line per pass and round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub order: Vec<String>,
+    /// The goals evaluated on each round's own cells (see [`crate::paired`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paired: Vec<crate::paired::PairedGoal>,
 }
 
 impl Results {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::loadgen::{self, LoadSpec};
 use crate::process::{Managed, accepts, available};
 use crate::results::{CellResult, CellStatus, ControlPlaneResult, Results};
-use crate::{chart, procfs, repeat, report};
+use crate::{chart, paired, procfs, repeat, report};
 use cells::{CellDef, Layout, Programs};
 use measure::Load;
 
@@ -244,6 +244,11 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
         .iter()
         .map(|c| repeat::aggregate(&c.base, &c.runs))
         .collect();
+    // A cell's runs are its rounds in order (a cell that died runs in no later round).
+    let by_round: Vec<Vec<CellResult>> = (0..rounds)
+        .map(|r| cells.iter().filter_map(|c| c.runs.get(r).cloned()).collect())
+        .collect();
+    let paired = paired::pair(&by_round);
     drop(cells);
     drop(backend);
 
@@ -276,6 +281,7 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
         repeat: Some(rounds as u32),
         seed: Some(opts.seed),
         order: order_lines,
+        paired,
     };
     results.evaluate_goals();
     write_outputs(&results, out, opts.docs.as_deref())?;
