@@ -82,6 +82,7 @@ async fn accept_loop(
             key: key.clone(),
             local: stream.local_addr().unwrap_or(bound),
             remote,
+            tls: false,
         });
         tokio::spawn(serve(inner, conn, stream, shutdown.clone()));
     }

@@ -32,6 +32,9 @@ pub(crate) struct ConnInfo {
     pub(crate) key: ListenerKey,
     pub(crate) local: SocketAddr,
     pub(crate) remote: SocketAddr,
+    /// The connection is TLS: its requests' scheme is `https`, as Envoy derives it from the
+    /// connection (for `x-forwarded-proto` when the request has none, and for scheme matches).
+    pub(crate) tls: bool,
 }
 
 /// What the request stages learned, for the response edits, metrics and the access log.
@@ -144,7 +147,7 @@ pub(crate) async fn handle(
         Some((s, l))
     }) {
         Some((snap, listener)) => {
-            let mut canon = canonicalize(&req, conn.local.port());
+            let mut canon = canonicalize(&req, &conn);
             if listener.direction == Direction::Gateway {
                 canon.forwarded_for = Some(conn.remote.ip());
             }
@@ -279,7 +282,7 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 
 /// Authority from the URI (absolute-form from an explicit-proxy client, or HTTP/2 `:authority`),
 /// else the Host header.
-fn canonicalize(req: &Request<ReqBody>, listener_port: u16) -> Canon {
+fn canonicalize(req: &Request<ReqBody>, conn: &ConnInfo) -> Canon {
     let authority = match req.uri().authority() {
         Some(a) => a.as_str().to_string(),
         None => req
@@ -289,7 +292,7 @@ fn canonicalize(req: &Request<ReqBody>, listener_port: u16) -> Canon {
             .unwrap_or_default()
             .to_string(),
     };
-    let scheme = if req.uri().scheme_str() == Some("https") {
+    let scheme = if conn.tls || req.uri().scheme_str() == Some("https") {
         "https"
     } else {
         "http"
@@ -297,7 +300,7 @@ fn canonicalize(req: &Request<ReqBody>, listener_port: u16) -> Canon {
     Canon {
         authority,
         scheme,
-        listener_port,
+        listener_port: conn.local.port(),
         forwarded_for: None,
     }
 }

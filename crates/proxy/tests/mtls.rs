@@ -317,6 +317,10 @@ async fn a_client_that_offers_no_alpn_is_served_by_what_it_sends() {
     let _ = tls.read_to_end(&mut got).await;
     let got = String::from_utf8_lossy(&got);
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    // The connection is TLS, so the request's scheme is https (Envoy's x-forwarded-proto).
+    let body = got.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let echoed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echoed["headers"]["x-forwarded-proto"], "https", "{got}");
 
     // HTTP/2 with prior knowledge over the same kind of connection.
     let tls = tls_without_alpn(&pki, server_addr).await;

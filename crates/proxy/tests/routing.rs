@@ -446,6 +446,44 @@ async fn attempt_count_is_the_proxys_and_forwarded_proto_the_clients_when_sent()
     }
 }
 
+/// Envoy's connection manager sets `x-forwarded-proto` before routing, so a VirtualService
+/// matching it routes a request that did not carry the field as if it had (Istio's redirect-to-
+/// HTTPS recipes rely on it).
+#[tokio::test]
+async fn a_route_matches_the_forwarded_proto_the_proxy_will_set() {
+    let (v1, v2) = (Backend::start("v1").await, Backend::start("v2").await);
+    let routes = vec![
+        route(
+            "plain",
+            vec![RequestMatch {
+                headers: vec![header_exact("x-forwarded-proto", "http")],
+                ..Default::default()
+            }],
+            to("c1"),
+        ),
+        route("rest", vec![], to("c2")),
+    ];
+    let cfg = config(
+        "v1",
+        Direction::Outbound,
+        vec![vhost(&["reviews"], routes)],
+        vec![cluster("c1", &[&v1]), cluster("c2", &[&v2])],
+    );
+    let (_p, addr) = start(cfg).await;
+    for proto in [Proto::H1, Proto::H2] {
+        let r = send(proto, addr, "GET", "reviews", "/", &[]).await;
+        assert_eq!((r.status, r.backend().as_str()), (200, "v1"), "{proto:?}");
+        assert_eq!(r.seen_header("x-forwarded-proto").as_deref(), Some("http"));
+        let sent = [("x-forwarded-proto", "https")];
+        let r = send(proto, addr, "GET", "reviews", "/", &sent).await;
+        assert_eq!(
+            r.backend(),
+            "v2",
+            "{proto:?}: a sidecar keeps the field a client sent"
+        );
+    }
+}
+
 #[tokio::test]
 async fn concurrent_requests_spread_over_endpoints() {
     let (a, b, c) = (

@@ -47,6 +47,12 @@ pub(super) async fn serve(
         _ = shutdown.changed() => return,
     };
     let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let conn = Arc::new(ConnInfo {
+        key: conn.key.clone(),
+        local: conn.local,
+        remote: conn.remote,
+        tls: true,
+    });
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         pipeline::serve(inner.clone(), conn.clone(), req.map(ReqBody::Hyper))
     });
