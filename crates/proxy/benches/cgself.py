@@ -2,7 +2,9 @@
 """Self and inclusive Ir per function from an uncompressed callgrind dump
 (callgrind_annotate 3.19 mis-attributes Rust binaries here).
 
-usage: cgself.py FILE [TOP] [REQUESTS]"""
+usage: cgself.py FILE [TOP] [REQUESTS]
+EVENT=D1mw (an event of the dump's `events:` line, e.g. with CG_OPTS=--cache-sim=yes) counts that
+event instead of Ir."""
 import collections, re, sys
 
 f = sys.argv[1]
@@ -13,8 +15,14 @@ incl = collections.Counter()
 fn = None
 after_calls = False
 cfn = None
+column = 1
 for line in open(f, errors="replace"):
     line = line.rstrip("\n")
+    if line.startswith("events:"):
+        names = line.split()[1:]
+        want_event = __import__("os").environ.get("EVENT", names[0])
+        column = 1 + names.index(want_event)
+        continue
     if line.startswith("fn="):
         fn = line[3:]
         after_calls = False
@@ -27,9 +35,9 @@ for line in open(f, errors="replace"):
         continue
     if line and (line[0].isdigit() or line[0] in "+-*"):
         parts = line.split()
-        if len(parts) < 2:
+        if len(parts) <= column:
             continue
-        c = int(parts[1])
+        c = int(parts[column])
         if after_calls:
             if cfn != fn:
                 incl[(fn, cfn)] += c
@@ -37,7 +45,7 @@ for line in open(f, errors="replace"):
         else:
             selfc[fn] += c
 total = sum(selfc.values())
-print(f"total Ir {total} ({total / n:.0f} per request)")
+print(f"total {__import__('os').environ.get('EVENT', 'Ir')} {total} ({total / n:.0f} per request)")
 for name, c in selfc.most_common(top):
     print(f"{c / n:9.0f} {100 * c / total:5.1f}%  {name[:150]}")
 
