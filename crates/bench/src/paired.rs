@@ -35,17 +35,26 @@ impl PairedGoal {
     }
 }
 
-/// The goals of issue #3 per round: `rounds[r]` holds every cell's run of round `r`. Goals no
-/// round could evaluate (the control plane's, which is measured once) are left out; with fewer
-/// than two rounds there is nothing to pair.
+/// The goals of issue #3 per round: `rounds[r]` holds every cell's run of round `r`. Only the
+/// goals that compare cells are paired: the control plane is measured once, and RSS is a figure
+/// of a process's life, not of a round (a cell's processes serve every round, so only the
+/// first round's idle RSS is idle). With fewer than two rounds there is nothing to pair.
 pub fn pair(rounds: &[Vec<CellResult>]) -> Vec<PairedGoal> {
     if rounds.len() < 2 {
         return Vec::new();
     }
     let mut paired: Vec<PairedGoal> = Vec::new();
     for (r, cells) in rounds.iter().enumerate() {
+        let cells = cells
+            .iter()
+            .map(|c| CellResult {
+                rss_idle_kb: None,
+                rss_load_kb: None,
+                ..c.clone()
+            })
+            .collect();
         let mut round = Results {
-            cells: cells.clone(),
+            cells,
             ..Results::default()
         };
         round.evaluate_goals();
@@ -76,6 +85,8 @@ mod tests {
 
     fn cell(name: &str, p50: f64, cpu: f64) -> CellResult {
         let mut c = CellResult::empty(name, u32::from(name != "direct"), "http1");
+        c.rss_idle_kb = Some(4096);
+        c.rss_load_kb = Some(8192);
         c.set_fixed(&RatePoint {
             target_rps: 1000.0,
             rate_rps: 1000.0,
@@ -111,8 +122,9 @@ mod tests {
         assert!((median.unwrap() - 0.78 / 0.80).abs() < 1e-9);
         let (lo, hi) = range.unwrap();
         assert!(lo < 1.0 && hi > 1.0);
-        // The control plane is measured once: not paired.
+        // The control plane is measured once, RSS over the processes' life: not paired.
         assert!(!paired.iter().any(|p| p.goal.starts_with("control plane")));
+        assert!(!paired.iter().any(|p| p.goal.contains("RSS")));
     }
 
     #[test]
