@@ -50,10 +50,7 @@ mod tests {
     use std::net::SocketAddr;
     use std::sync::Arc;
 
-    use strait_mesh::{
-        Cluster, Direction, Endpoint, Listener, ProxyConfig, Route, RouteAction, RouteTable, VirtualHost,
-        WeightedCluster,
-    };
+    use strait_mesh::ProxyConfig;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
 
@@ -63,42 +60,15 @@ mod tests {
 
     /// Every request on one listener to the one endpoint at `backend`.
     fn config(backend: SocketAddr) -> ProxyConfig {
-        ProxyConfig {
-            version: "v1".into(),
-            listeners: vec![Listener {
-                name: "main".into(),
-                address: SocketAddr::from(([127, 0, 0, 1], 0)),
-                direction: Direction::Outbound,
-                route_table: "t".into(),
-                tls: None,
-            }],
-            route_tables: vec![RouteTable {
-                name: "t".into(),
-                virtual_hosts: vec![VirtualHost {
-                    name: "all".into(),
-                    domains: vec!["*".into()],
-                    port: None,
-                    routes: vec![Route {
-                        name: "r".into(),
-                        action: RouteAction::Forward(vec![WeightedCluster {
-                            cluster: "c".into(),
-                            weight: 100,
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    }],
-                }],
-            }],
-            clusters: vec![Cluster {
-                name: "c".into(),
-                endpoints: vec![Endpoint {
-                    address: backend,
-                    labels: Default::default(),
-                    weight: 1,
-                }],
-                ..Default::default()
-            }],
-        }
+        let yaml = format!(
+            "version: v1\n\
+             listeners: [{{name: main, address: '127.0.0.1:0', routeTable: t}}]\n\
+             routeTables:\n\
+             - name: t\n  virtualHosts:\n  - name: all\n    domains: ['*']\n    routes:\n\
+             \x20   - name: r\n      action: {{forward: [{{cluster: c, weight: 100}}]}}\n\
+             clusters: [{{name: c, endpoints: [{{address: '{backend}'}}]}}]\n"
+        );
+        crate::parse_config(std::path::Path::new("sweep.yaml"), &yaml).unwrap()
     }
 
     async fn read_head(s: &mut TcpStream) -> Vec<u8> {
