@@ -115,6 +115,18 @@ fn cluster_to(addr: SocketAddr, tls: Option<ClusterTls>) -> Cluster {
     }
 }
 
+/// The `reviews` workload's listener TLS from the files of [`write_pki`] in `dir`, with the
+/// private key read from `key` there.
+fn reviews_tls(dir: &Path, mode: PeerMode, key: &str) -> ListenerTls {
+    let d = |f: &str| dir.join(f).display().to_string();
+    ListenerTls {
+        mode,
+        server_certificate: d("reviews.pem"),
+        private_key: d(key),
+        ca_certificates: d("mesh-ca.pem"),
+    }
+}
+
 fn listener(addr: SocketAddr, direction: Direction, tls: Option<ListenerTls>) -> Listener {
     Listener {
         name: "main".into(),
@@ -132,12 +144,7 @@ fn two_proxy_processes_speak_mtls_and_strict_resets_plaintext() {
     write_pki(dir.path());
     let app = app();
     let (server_at, client_at) = (free_port(), free_port());
-    let server_tls = ListenerTls {
-        mode: PeerMode::Strict,
-        server_certificate: d("reviews.pem"),
-        private_key: d("reviews.key"),
-        ca_certificates: d("mesh-ca.pem"),
-    };
+    let server_tls = reviews_tls(dir.path(), PeerMode::Strict, "reviews.key");
     let server = one_route(
         listener(server_at, Direction::Inbound, Some(server_tls)),
         cluster_to(app, None),
@@ -176,12 +183,7 @@ fn a_static_config_naming_a_missing_key_is_refused_with_the_field_and_path() {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = |f: &str| dir.path().join(f).display().to_string();
     write_pki(dir.path());
-    let tls = ListenerTls {
-        mode: PeerMode::Permissive,
-        server_certificate: d("reviews.pem"),
-        private_key: d("missing.key"),
-        ca_certificates: d("mesh-ca.pem"),
-    };
+    let tls = reviews_tls(dir.path(), PeerMode::Permissive, "missing.key");
     let config = one_route(
         listener(free_port(), Direction::Inbound, Some(tls)),
         cluster_to(app(), None),
