@@ -207,20 +207,21 @@ pub(crate) struct H2Pool {
 
 impl H2Pool {
     /// Forgets the connections that closed (hyper's connection task has already closed their
-    /// sockets); returns how many are left.
-    fn sweep(&self) -> usize {
+    /// sockets).
+    fn sweep(&self) {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         conns.retain(|_, sender| !sender.is_closed());
-        conns.len()
     }
 }
 
 impl Upstream {
-    /// Drops the pool's idle connections that servers closed (or that expired); returns how many
-    /// are left. Passthrough connections are hyper-util's, which sweeps its own.
-    pub(crate) fn sweep(&self) -> usize {
+    /// Drops the pool's idle connections that servers closed (or that expired). Passthrough
+    /// connections are hyper-util's, which sweeps its own.
+    pub(crate) fn sweep(&self) {
         match self {
-            Upstream::H1 { pool, .. } => pool.sweep(),
+            Upstream::H1 { pool, .. } => {
+                pool.sweep();
+            }
             Upstream::H2(pool) => pool.sweep(),
             Upstream::Secure(pool) => pool.sweep(),
         }

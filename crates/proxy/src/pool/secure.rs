@@ -75,14 +75,13 @@ impl SecurePool {
     }
 
     /// Forgets the idle connections that closed (their connection tasks have closed the
-    /// sockets); returns how many are left.
-    pub(crate) fn sweep(&self) -> usize {
+    /// sockets).
+    pub(crate) fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.retain(|_, list| {
             list.retain(|sender| !sender.is_closed());
             !list.is_empty()
         });
-        idle.values().map(Vec::len).sum()
     }
 
     /// An idle connection to `addr` that is ready for a request, if any.
