@@ -145,9 +145,21 @@ impl Sender {
     }
 }
 
+/// One measured response, for looking at the tail (`bench-load --samples`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// The connection (or HTTP/2 stream slot) that sent it.
+    pub slot: u32,
+    /// Its intended send time, microseconds after the measured window opened.
+    pub at_us: u64,
+    /// Its latency, microseconds.
+    pub latency_us: u32,
+}
+
 #[derive(Default)]
 struct SlotResult {
     latencies: Vec<u32>,
+    samples: Vec<Sample>,
     total_ok: u64,
     errors: u64,
     first_error: Option<String>,
@@ -163,6 +175,12 @@ impl SlotResult {
 /// Runs the load and reports. Must run inside a Tokio runtime (a current-thread one is enough and
 /// keeps the generator on the one core it is pinned to).
 pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
+    run_sampled(spec).await.map(|(report, _)| report)
+}
+
+/// [`run`], also returning every measured response in send order per slot: where the tail of a
+/// distribution sits in time and across connections says more than its percentiles.
+pub async fn run_sampled(spec: &LoadSpec) -> Result<(LoadReport, Vec<Sample>), LoadError> {
     if spec.connections == 0 || spec.rate < 0.0 || spec.duration.is_zero() {
         return Err(LoadError::Spec(
             "need at least one connection, a rate >= 0 and a non-zero duration".into(),
@@ -198,6 +216,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
         match joined {
             Ok(r) => {
                 all.latencies.extend(r.latencies);
+                all.samples.extend(r.samples);
                 all.errors += r.errors;
                 all.total_ok += r.total_ok;
                 if all.first_error.is_none() {
@@ -209,7 +228,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
     }
     let requests = all.latencies.len() as u64;
     let duration_s = spec.duration.as_secs_f64();
-    Ok(LoadReport {
+    let report = LoadReport {
         target_rps: spec.rate,
         requests,
         total_requests: all.total_ok,
@@ -218,7 +237,8 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, LoadError> {
         duration_s,
         rate_rps: requests as f64 / duration_s,
         latency: percentiles(&mut all.latencies),
-    })
+    };
+    Ok((report, all.samples))
 }
 
 async fn slot(
@@ -267,7 +287,14 @@ async fn slot(
         match failure {
             None if measured => {
                 let us = done.duration_since(origin).as_micros();
-                out.latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                let latency_us = u32::try_from(us).unwrap_or(u32::MAX);
+                out.latencies.push(latency_us);
+                out.samples.push(Sample {
+                    slot: u32::try_from(index).unwrap_or(u32::MAX),
+                    at_us: u64::try_from(intended.duration_since(measure_from).as_micros())
+                        .unwrap_or(u64::MAX),
+                    latency_us,
+                });
             }
             None => {}
             Some(e) => {

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use strait_bench::loadgen::{LoadSpec, run};
+use std::io::Write;
+
+use strait_bench::loadgen::{LoadSpec, run_sampled};
 
 /// Arguments.
 #[derive(Parser)]
@@ -38,6 +40,10 @@ struct Args {
     /// Per-request timeout, seconds.
     #[arg(long, default_value_t = 2.0)]
     timeout: f64,
+    /// Also write every measured response to this file, one `slot at_us latency_us` line each
+    /// (`at_us`: intended send time after the measured window opened).
+    #[arg(long)]
+    samples: Option<std::path::PathBuf>,
 }
 
 fn secs(s: f64, what: &str) -> anyhow::Result<Duration> {
@@ -60,7 +66,17 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let report = rt.block_on(run(&spec))?;
+    let (report, mut samples) = rt.block_on(run_sampled(&spec))?;
+    if let Some(path) = &a.samples {
+        samples.sort_by_key(|s| s.at_us);
+        let file =
+            std::fs::File::create(path).map_err(|e| anyhow::anyhow!("--samples {}: {e}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        for s in &samples {
+            writeln!(out, "{} {} {}", s.slot, s.at_us, s.latency_us)?;
+        }
+        out.flush()?;
+    }
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

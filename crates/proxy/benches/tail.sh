@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Latency samples of one hop at 1,000 rps, every candidate in alternation: direct, nginx,
+# haproxy and one or more `strait` binaries, per round, each run writing every response's
+# `slot at_us latency_us` (bench-load --samples) to $OUT/rROUND-NAME.txt; `tail.py $OUT` then
+# prints the percentiles from p50 to p99.9 and each proxy's added latency against the same
+# round's direct run. Uses the harness's generated configs (target/bench, from `bench/run`)
+# with ports moved to 19xxx. Load generator and backend on CPU 0, proxy on CPU 1, as the harness.
+# KDAMOND=move keeps the kernel's DAMON sampler (kdamond) on CPU 0 for the run and gives it its
+# CPUs back at the end, as `bench-runner --move-kdamond` (crates/bench/src/kthreads.rs says why).
+#
+#   crates/proxy/benches/tail.sh ROUNDS SECONDS STRAIT_BINARY...
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+rounds=${1:-3}
+secs=${2:-30}
+shift 2
+out=${OUT:-/tmp/strait-tail}
+mkdir -p "$out/nginx"
+sed -e 's/127.0.0.1:18101/127.0.0.1:19101/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
+  -e "s#/work/main/target/bench/nginx#$out/nginx#g" target/bench/nginx/nginx.conf >"$out/nginx/nginx.conf"
+sed -e 's/127.0.0.1:18111/127.0.0.1:19111/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
+  target/bench/haproxy/haproxy.cfg >"$out/haproxy.cfg"
+sed -e 's/127.0.0.1:18121/127.0.0.1:19121/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
+  target/bench/strait/proxy.json >"$out/proxy.json"
+taskset -c 0 target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
+backend=$!
+sut=
+kd=()
+if [ "${KDAMOND:-leave}" = move ]; then
+  for p in $(pgrep -P 2 '^kdamond' || true); do
+    kd+=("$p:$(awk '/^Cpus_allowed_list/ {print $2}' "/proc/$p/status")")
+    taskset -pc 0 "$p" >/dev/null
+  done
+fi
+cleanup() {
+  [ -n "$sut" ] && kill "$sut" 2>/dev/null || true
+  kill "$backend" 2>/dev/null || true
+  for k in "${kd[@]}"; do taskset -pc "${k#*:}" "${k%%:*}" >/dev/null || true; done
+}
+trap cleanup EXIT
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+load() { # file port
+  taskset -c 0 target/release/bench-load --addr "127.0.0.1:$2" -q 1000 -c 16 --warmup 3 \
+    -z "$secs" --samples "$1" >/dev/null
+}
+
+stop() {
+  kill "$sut"
+  wait "$sut" 2>/dev/null || true
+  sut=
+}
+
+wait_port 19080
+for r in $(seq 1 "$rounds"); do
+  load "$out/r$r-direct.txt" 19080
+  taskset -c 1 nginx -c "$out/nginx/nginx.conf" -p "$out/nginx" >/dev/null 2>&1 &
+  sut=$!
+  wait_port 19101
+  load "$out/r$r-nginx.txt" 19101
+  stop
+  taskset -c 1 haproxy -f "$out/haproxy.cfg" >/dev/null 2>&1 &
+  sut=$!
+  wait_port 19111
+  load "$out/r$r-haproxy.txt" 19111
+  stop
+  for bin in "$@"; do
+    sub=proxy
+    case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
+    TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 1 "$bin" $sub --config "$out/proxy.json" \
+      --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log --concurrency 1 \
+      >"$out/strait.log" 2>&1 &
+    sut=$!
+    wait_port 19121
+    load "$out/r$r-$(basename "$bin").txt" 19121
+    stop
+  done
+  echo "round $r done" >&2
+done
