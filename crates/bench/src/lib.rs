@@ -12,6 +12,7 @@ pub mod backend;
 pub mod chart;
 pub mod configs;
 pub mod control_plane;
+pub mod kthreads;
 pub mod loadgen;
 pub mod paired;
 pub mod process;

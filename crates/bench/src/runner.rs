@@ -30,6 +30,9 @@ pub struct RunnerOptions {
     pub strait: PathBuf,
     /// Run the Strait cells with the `strait-proxy` beside `strait` when it is there and fresh.
     pub lean_proxy: bool,
+    /// Keep the kernel's DAMON sampler on the load core for the run (`--move-kdamond`,
+    /// [`crate::kthreads`]).
+    pub move_kdamond: bool,
     /// Only these cells (all when empty).
     pub only: Vec<String>,
     /// Run the control-plane benchmark too.
@@ -111,7 +114,17 @@ pub async fn run(opts: &RunnerOptions) -> anyhow::Result<Results> {
     let ticks = procfs::clock_ticks();
     let bench_load = opts.bin_dir.join("bench-load");
     let use_wrk = available("wrk");
-    let machine = docs::machine_description();
+    let mut machine = docs::machine_description();
+    // Held to the end of the run: dropping it gives the threads their CPUs back.
+    let kdamond = if opts.move_kdamond {
+        crate::kthreads::move_kdamond(0)
+    } else {
+        crate::kthreads::Moved::default()
+    };
+    machine.extend(kdamond.notes.iter().cloned());
+    if !opts.move_kdamond {
+        machine.extend(crate::kthreads::describe_kdamond());
+    }
     for tool in ["nginx", "haproxy", "taskset", "openssl"] {
         anyhow::ensure!(
             available(tool),

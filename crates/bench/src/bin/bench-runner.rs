@@ -26,6 +26,10 @@ struct Args {
     /// Run `strait proxy` even when `strait-proxy` sits beside `strait` (to compare the two).
     #[arg(long)]
     no_lean_proxy: bool,
+    /// Keep the kernel's DAMON sampler (`kdamond`) on the load core (CPU 0) for the run, so it
+    /// cannot preempt the proxies; its CPUs are given back at the end.
+    #[arg(long)]
+    move_kdamond: bool,
     /// Only these cells (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         bin_dir: a.bin_dir,
         strait: a.strait,
         lean_proxy: !a.no_lean_proxy,
+        move_kdamond: a.move_kdamond,
         only: a.only,
         control_plane: !a.no_control_plane,
         docs: a.update_docs.then(|| PathBuf::from("docs/benchmarks.md")),
