@@ -15,11 +15,8 @@ cd "$(dirname "$0")/../../.."
 rounds=${1:-3}
 shift
 out=${OUT:-/tmp/strait-pairs}
-mkdir -p "$out/nginx"
-sed -e 's/127.0.0.1:18101/127.0.0.1:19101/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
-  -e "s#/work/main/target/bench/nginx#$out/nginx#g" target/bench/nginx/nginx.conf >"$out/nginx/nginx.conf"
-sed -e 's/127.0.0.1:18121/127.0.0.1:19121/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
-  target/bench/strait/proxy.json >"$out/proxy.json"
+source crates/proxy/benches/common.sh
+moved_configs "$out"
 taskset -c 0 target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
 backend=$!
 sut=
@@ -49,15 +46,6 @@ u, s = (int(b[0]) - int(a[0])) / 100, (int(b[1]) - int(a[1])) / 100
 k = 10000 / n if n > 0 else float("nan")
 print(f"{name:28} requests={n:7} cpu_s_per_10k={(u + s) * k:.3f} user={u * k:.3f} sys={s * k:.3f}")
 PY
-}
-
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  return 1
 }
 
 measure() { # name pid port

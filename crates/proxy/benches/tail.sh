@@ -15,13 +15,8 @@ rounds=${1:-3}
 secs=${2:-30}
 shift 2
 out=${OUT:-/tmp/strait-tail}
-mkdir -p "$out/nginx"
-sed -e 's/127.0.0.1:18101/127.0.0.1:19101/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
-  -e "s#/work/main/target/bench/nginx#$out/nginx#g" target/bench/nginx/nginx.conf >"$out/nginx/nginx.conf"
-sed -e 's/127.0.0.1:18111/127.0.0.1:19111/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
-  target/bench/haproxy/haproxy.cfg >"$out/haproxy.cfg"
-sed -e 's/127.0.0.1:18121/127.0.0.1:19121/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
-  target/bench/strait/proxy.json >"$out/proxy.json"
+source crates/proxy/benches/common.sh
+moved_configs "$out"
 taskset -c 0 target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
 backend=$!
 sut=
@@ -38,15 +33,6 @@ cleanup() {
   for k in "${kd[@]}"; do taskset -pc "${k#*:}" "${k%%:*}" >/dev/null || true; done
 }
 trap cleanup EXIT
-
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
 
 load() { # file port
   taskset -c 0 target/release/bench-load --addr "127.0.0.1:$2" -q 1000 -c 16 --warmup 3 \

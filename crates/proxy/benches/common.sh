@@ -1,0 +1,26 @@
+# Shared by pairs.sh and tail.sh (sourced, from the repository root): the harness's generated
+# configs with their ports moved to 19xxx, and a wait for a port to accept.
+
+# moved_configs OUT: writes OUT/nginx/nginx.conf, OUT/haproxy.cfg and OUT/proxy.json from
+# target/bench (written by `bench/run`), listening on 19101 (nginx), 19111 (HAProxy) and 19121
+# (strait), all with the backend on 19080.
+moved_configs() {
+  local out=$1
+  mkdir -p "$out/nginx"
+  sed -e 's/127.0.0.1:18101/127.0.0.1:19101/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
+    -e "s#/work/main/target/bench/nginx#$out/nginx#g" target/bench/nginx/nginx.conf >"$out/nginx/nginx.conf"
+  sed -e 's/127.0.0.1:18111/127.0.0.1:19111/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
+    target/bench/haproxy/haproxy.cfg >"$out/haproxy.cfg"
+  sed -e 's/127.0.0.1:18121/127.0.0.1:19121/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
+    target/bench/strait/proxy.json >"$out/proxy.json"
+}
+
+# wait_port PORT: until 127.0.0.1:PORT accepts (10 s at most).
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
