@@ -1,8 +1,7 @@
 //! Keeping the kernel's DAMON sampler off the core under test for the length of a run.
 //!
-//! Why: the machines this harness runs on (Firecracker VMs) run `kdamond`, the kernel's Data
-//! Access MONitor, over all physical memory with a `pageout` scheme (the host reclaims guest
-//! memory with it). It wakes every ~510 ms and then runs 2–5 ms in the kernel without yielding
+//! Why: the VMs this harness runs on run `kdamond`, the kernel's Data Access MONitor, over all
+//! physical memory with a `pageout` scheme (memory reclaim). It wakes every ~510 ms and then runs 2–5 ms in the kernel without yielding
 //! (the kernel is built `PREEMPT_NONE`). `perf sched timehist` showed it landing on the proxy's
 //! core in 29 of 41 wake-ups during one 14 s run, holding a woken proxy off its core for up to
 //! 4.1 ms each time. At 1,000 rps that delays the 3–5 requests in flight or arriving meanwhile,
@@ -34,22 +33,37 @@ pub struct Moved {
     pub notes: Vec<String>,
 }
 
+/// A `kdamond` kernel thread as found.
+#[derive(Debug, PartialEq)]
+struct Kdamond {
+    pid: u32,
+    name: String,
+    /// Where it may run (`Cpus_allowed_list`, e.g. `0-1`).
+    cpus: String,
+}
+
 /// Kernel threads (children of `kthreadd`, pid 2) whose name starts with `kdamond`.
-fn kdamonds(proc_root: &Path) -> Vec<(u32, String)> {
+fn kdamonds(proc_root: &Path) -> Vec<Kdamond> {
     let Ok(entries) = std::fs::read_dir(proc_root) else {
         return Vec::new();
     };
-    let mut found: Vec<(u32, String)> = entries
+    let mut found: Vec<Kdamond> = entries
         .flatten()
         .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let status = std::fs::read_to_string(e.path().join("status")).ok()?;
             let name = status_field(&status, "Name")?;
-            (name.starts_with("kdamond") && status_field(&status, "PPid")? == "2")
-                .then(|| (pid, name.to_string()))
+            let kernel = status_field(&status, "PPid")? == "2";
+            (name.starts_with("kdamond") && kernel).then(|| Kdamond {
+                pid,
+                name: name.to_string(),
+                cpus: status_field(&status, "Cpus_allowed_list")
+                    .unwrap_or("?")
+                    .to_string(),
+            })
         })
         .collect();
-    found.sort();
+    found.sort_by_key(|k| k.pid);
     found
 }
 
@@ -65,11 +79,12 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
 /// cannot be moved (not root, no `taskset`) is left where it is and noted.
 pub fn move_kdamond(cpu: usize) -> Moved {
     let mut moved = Moved::default();
-    for (pid, name) in kdamonds(Path::new("/proc")) {
-        let before = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| status_field(&s, "Cpus_allowed_list").map(str::to_string));
-        let Some(before) = before else { continue };
+    for Kdamond {
+        pid,
+        name,
+        cpus: before,
+    } in kdamonds(Path::new("/proc"))
+    {
         if taskset(pid, &cpu.to_string()) {
             moved.notes.push(format!(
                 "{name} (the kernel's DAMON sampler, pid {pid}): kept on CPU {cpu} for the run (was {before}), see crates/bench/src/kthreads.rs"
@@ -89,11 +104,7 @@ pub fn move_kdamond(cpu: usize) -> Moved {
 pub fn describe_kdamond() -> Vec<String> {
     kdamonds(Path::new("/proc"))
         .into_iter()
-        .map(|(pid, name)| {
-            let cpus = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                .ok()
-                .and_then(|s| status_field(&s, "Cpus_allowed_list").map(str::to_string))
-                .unwrap_or_else(|| "?".into());
+        .map(|Kdamond { pid, name, cpus }| {
             format!(
                 "{name} (the kernel's DAMON sampler, pid {pid}): left on CPUs {cpus}, the proxies' core included (--move-kdamond keeps it off)"
             )
@@ -139,7 +150,8 @@ mod tests {
         let write = |pid: &str, name: &str, ppid: &str| {
             let dir = root.join(pid);
             std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("status"), format!("Name:\t{name}\nPPid:\t{ppid}\n")).unwrap();
+            let status = format!("Name:\t{name}\nPPid:\t{ppid}\nCpus_allowed_list:\t0-1\n");
+            std::fs::write(dir.join("status"), status).unwrap();
         };
         write("77", "kdamond.0", "2");
         write("78", "kdamond.1", "2");
@@ -149,9 +161,11 @@ mod tests {
         std::fs::create_dir_all(root.join("self")).unwrap();
         let found = kdamonds(&root);
         std::fs::remove_dir_all(&root).unwrap();
-        assert_eq!(
-            found,
-            vec![(77, "kdamond.0".to_string()), (78, "kdamond.1".to_string())]
-        );
+        let kd = |pid, name: &str| Kdamond {
+            pid,
+            name: name.to_string(),
+            cpus: "0-1".to_string(),
+        };
+        assert_eq!(found, vec![kd(77, "kdamond.0"), kd(78, "kdamond.1")]);
     }
 }

@@ -1,12 +1,11 @@
 //! `bench-load`: the open-loop (or closed-loop) load generator; prints a JSON `LoadReport`.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use std::io::Write;
-
 use strait_bench::loadgen::{LoadSpec, run_sampled};
 
 /// Arguments.
