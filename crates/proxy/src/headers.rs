@@ -79,6 +79,11 @@ impl CompiledEdit {
         Ok(out)
     }
 
+    /// Nothing to set, add or remove.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty() && self.authority.is_none()
+    }
+
     /// Applies set, then add, then remove, as Envoy orders them.
     pub(crate) fn apply(&self, headers: &mut HeaderMap) {
         for (n, v) in &self.set {

@@ -93,6 +93,9 @@ pub(crate) struct Canon {
     /// Gateways are the mesh edge: they append the client address to `x-forwarded-for`
     /// (Envoy `use_remote_address`); sidecars pass the header through.
     pub(crate) forwarded_for: Option<std::net::IpAddr>,
+    /// The response goes back through the proxy's own HTTP/1.1 encoder, which writes an
+    /// upstream's fields kept as a block (hyper's servers need them in the response's map).
+    pub(crate) h1_downstream: bool,
 }
 
 /// Entry point for requests served by hyper (h2c): [`handle`], with the [`Stamp`] put into the
@@ -102,17 +105,20 @@ pub(crate) async fn serve(
     conn: Arc<ConnInfo>,
     req: Request<ReqBody>,
 ) -> Result<Response<RespBody>, Infallible> {
-    let (mut resp, stamp) = handle(inner, conn, req).await;
+    let (mut resp, stamp) = handle(inner, conn, req, false).await;
     stamp.apply(resp.headers_mut());
     Ok(resp)
 }
 
 /// Entry point for every request on every listener: the response, and the fields the proxy
-/// sets on it (written by the HTTP/1.1 encoder, or put into the map by [`serve`]).
+/// sets on it (written by the HTTP/1.1 encoder, or put into the map by [`serve`]). With
+/// `h1_downstream` (the proxy's own HTTP/1.1 server calls) an upstream response's fields may
+/// be in its body's `block()` instead of its map.
 pub(crate) async fn handle(
     inner: Arc<Inner>,
     conn: Arc<ConnInfo>,
     mut req: Request<ReqBody>,
+    h1_downstream: bool,
 ) -> (Response<RespBody>, Stamp) {
     let started = Instant::now();
     // Envoy's connection manager gives every request an id before anything else looks at it.
@@ -148,6 +154,7 @@ pub(crate) async fn handle(
     }) {
         Some((snap, listener)) => {
             let mut canon = canonicalize(&req, &conn);
+            canon.h1_downstream = h1_downstream;
             if listener.direction == Direction::Gateway {
                 canon.forwarded_for = Some(conn.remote.ip());
             }
@@ -239,12 +246,15 @@ pub(crate) async fn handle(
         log.upstream_cluster = outcome.cluster_name.clone();
         log.route_name = outcome.route_name.clone();
         log.bytes_received = outcome.bytes_received;
-        log.bytes_sent = resp
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        log.bytes_sent = match resp.body().block() {
+            Some(block) => block.content_length,
+            None => resp
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
+        }
+        .unwrap_or(0);
         log.write();
     }
     (resp, stamp)
@@ -302,6 +312,7 @@ fn canonicalize(req: &Request<ReqBody>, conn: &ConnInfo) -> Canon {
         scheme,
         listener_port: conn.local.port(),
         forwarded_for: None,
+        h1_downstream: false,
     }
 }
 

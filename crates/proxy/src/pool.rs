@@ -20,6 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use strait_mesh::{Cluster, UpstreamProtocol};
 
+use crate::http1::block::FieldBlock;
 use crate::http1::client::RequestHead;
 use crate::listener::ReqBody;
 use tokio::net::TcpStream;
@@ -58,6 +59,15 @@ impl UpstreamBody {
 
     fn hyper(body: Incoming) -> Self {
         UpstreamBody(Source::Hyper(body))
+    }
+
+    /// The response's header fields, when they came as a block rather than in its map (an
+    /// HTTP/1.1 upstream, asked for with [`RequestHead::block`]).
+    pub(crate) fn block(&self) -> Option<&FieldBlock> {
+        match &self.0 {
+            Source::H1(conn) => conn.block(),
+            Source::Hyper(_) | Source::Secure(_) => None,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, SizeHint};
 
 use crate::cluster::ActiveGuard;
+use crate::http1::block::FieldBlock;
 use crate::pool::{BoxError, UpstreamBody};
 
 /// Envoy response flags, in the order Envoy prints them.
@@ -103,6 +104,17 @@ pub(crate) enum RespBody {
     },
     /// Produced by the proxy.
     Full(Full<Bytes>),
+}
+
+impl RespBody {
+    /// An upstream response's header fields, when they came as a block rather than in the
+    /// response's map.
+    pub(crate) fn block(&self) -> Option<&FieldBlock> {
+        match self {
+            RespBody::Upstream { body, .. } => body.block(),
+            RespBody::Full(_) => None,
+        }
+    }
 }
 
 impl Body for RespBody {

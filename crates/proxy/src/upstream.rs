@@ -45,6 +45,8 @@ struct Template {
     headers: HeaderMap,
     /// `x-forwarded-proto` for a request that came without one (see [`Template::head`]).
     forwarded_proto: HeaderValue,
+    /// The response's fields may come back as a block (`RequestHead::block`).
+    block: bool,
 }
 
 impl Drop for Template {
@@ -224,6 +226,11 @@ pub(crate) fn prepare<'s>(
             path,
             headers,
             forwarded_proto: HeaderValue::from_static(canon.scheme),
+            // Nothing between the upstream and an HTTP/1.1 client reads or edits the fields.
+            block: canon.h1_downstream
+                && route.headers.response.is_empty()
+                && dest.headers.response.is_empty()
+                && cors_origin.is_none(),
         },
         body,
         timeout,
@@ -531,6 +538,7 @@ impl Template {
             headers: &self.headers,
             replace: Some((&ATTEMPT_COUNT, attempt_count.unwrap_or(&FIRST_ATTEMPT))),
             default: Some((&FORWARDED_PROTO, &self.forwarded_proto)),
+            block: self.block,
         }
     }
 }
@@ -581,6 +589,8 @@ fn mirror(snap: &Snapshot, cluster: Option<usize>, template: &Template, body: By
         path: template.path.clone(),
         headers: template.headers.clone(),
         forwarded_proto: template.forwarded_proto.clone(),
+        // Its response is dropped unread.
+        block: true,
     };
     let (upstream, addr, authority) = (c.upstream.clone(), ep.addr, ep.authority.clone());
     tokio::spawn(async move {

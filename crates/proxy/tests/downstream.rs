@@ -142,6 +142,96 @@ async fn an_unread_request_body_is_drained_and_the_connection_kept() {
     assert_eq!(r.json()["path"], "/next");
 }
 
+/// A backend that answers every request on a connection with `reply`.
+async fn replying(reply: &'static [u8]) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if stream.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn upstream_fields_arrive_lowercased_without_hop_by_hop_ones_with_or_without_edits() {
+    let backend = replying(
+        b"HTTP/1.1 200 OK\r\nX-Custom: Value\r\nServer: backend\r\nKeep-Alive: timeout=5\r\n\
+Connection: keep-alive\r\nX-Envoy-Upstream-Service-Time: 999\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
+    let plain = reviews_to(backend);
+    let mut edited = reviews_to(backend);
+    edited.route_tables[0].virtual_hosts[0].routes[0]
+        .headers
+        .response
+        .set
+        .insert("x-added".into(), "yes".into());
+    for (cfg, added) in [(plain, false), (edited, true)] {
+        let (_p, addr) = start(cfg).await;
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        // Twice on one connection: both sides keep it.
+        for _ in 0..2 {
+            client
+                .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
+                .await
+                .unwrap();
+            let r = read_response(&mut client, &mut buf, false).await;
+            let head = &r.wire_head;
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(head.contains("\r\nx-custom: Value\r\n"), "{head}");
+            assert!(head.contains("\r\nserver: envoy\r\n"), "{head}");
+            assert!(head.contains("\r\ncontent-length: 2\r\n"), "{head}");
+            assert!(head.contains("\r\ndate: "), "{head}");
+            assert_eq!(head.contains("\r\nx-added: yes\r\n"), added, "{head}");
+            assert!(!r.head.contains("keep-alive"), "{head}");
+            assert!(!r.head.contains("connection:"), "{head}");
+            assert!(!r.head.contains("backend"), "{head}");
+            assert!(!r.head.contains(": 999"), "{head}");
+            assert_eq!(
+                r.head.matches("x-envoy-upstream-service-time:").count(),
+                1,
+                "{head}"
+            );
+            assert_eq!(r.body, b"ok");
+        }
+    }
+}
+
+#[tokio::test]
+async fn fields_named_by_the_upstreams_connection_field_are_not_forwarded() {
+    let backend = replying(
+        b"HTTP/1.1 200 OK\r\nConnection: X-Private\r\nx-private: secret\r\nx-kept: 1\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    let (_p, addr) = start(reviews_to(backend)).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
+        .await
+        .unwrap();
+    let r = read_response(&mut client, &mut Vec::new(), false).await;
+    assert!(r.head.contains("\r\nx-kept: 1\r\n"), "{}", r.wire_head);
+    assert!(!r.head.contains("private"), "{}", r.wire_head);
+}
+
 #[tokio::test]
 async fn responses_without_a_length_go_chunked_or_to_the_close() {
     // A backend whose bodies are chunked, so the proxy cannot know the length.

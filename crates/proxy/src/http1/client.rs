@@ -4,6 +4,7 @@ use bytes::BytesMut;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 
+use super::block::{self, FieldBlock};
 use super::fields::{self, INLINE_HEADERS, Span};
 use super::framing::{Chunk, Framing};
 use super::{MAX_HEADERS, WireError};
@@ -11,7 +12,11 @@ use super::{MAX_HEADERS, WireError};
 /// A parsed response head and what it says about the body and the connection.
 #[derive(Debug)]
 pub(crate) struct Head {
+    /// Its header map is empty when the fields came as a [`FieldBlock`].
     pub(crate) response: Response<()>,
+    /// The fields as the downstream HTTP/1.1 encoder writes them, when asked for and the head
+    /// allowed it.
+    pub(crate) block: Option<FieldBlock>,
     pub(crate) framing: Framing,
     /// The server lets the connection carry another request after this response.
     pub(crate) keep_alive: bool,
@@ -49,16 +54,22 @@ fn scan<const N: usize>(buf: &[u8], spans: &mut [Span; N]) -> Result<Option<Scan
 }
 
 /// Parses a response head at the start of `buf` and splits it off. `None`: the head is not
-/// complete yet. `method` is the request's (a response to HEAD has no body).
-pub(crate) fn parse_response_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, WireError> {
+/// complete yet. `method` is the request's (a response to HEAD has no body). With `as_block`
+/// the fields come as a [`FieldBlock`] when the head allows it (the caller writes them to an
+/// HTTP/1.1 client unchanged), else in the response's map.
+pub(crate) fn parse_response_head(
+    buf: &mut BytesMut,
+    method: &Method,
+    as_block: bool,
+) -> Result<Option<Head>, WireError> {
     let mut spans = [(0, 0, 0, 0); INLINE_HEADERS];
     match scan(buf, &mut spans) {
         Err(WireError::TooLarge(_)) if buf.len() <= super::MAX_HEAD => {
             let mut spans = [(0, 0, 0, 0); MAX_HEADERS];
             let scanned = scan(buf, &mut spans)?;
-            build(buf, method, scanned, &spans)
+            build(buf, method, scanned, &spans, as_block)
         }
-        scanned => build(buf, method, scanned?, &spans),
+        scanned => build(buf, method, scanned?, &spans, as_block),
     }
 }
 
@@ -67,11 +78,12 @@ fn build(
     method: &Method,
     scanned: Option<Scanned>,
     spans: &[Span],
+    as_block: bool,
 ) -> Result<Option<Head>, WireError> {
     let Some(s) = scanned else { return Ok(None) };
-    let head = buf.split_to(s.len).freeze();
+    let mut head = buf.split_to(s.len);
     let status = StatusCode::from_u16(s.code).map_err(|_| WireError::Head("invalid status code"))?;
-    let (headers, f) = fields::header_map(&head, &spans[..s.count], &mut None)?;
+    let spans = &spans[..s.count];
     let mut response = Response::new(());
     *response.status_mut() = status;
     *response.version_mut() = if s.version == 0 {
@@ -79,7 +91,17 @@ fn build(
     } else {
         Version::HTTP_11
     };
-    *response.headers_mut() = headers;
+    let (block, f) = match as_block
+        .then(|| block::field_block(&mut head, spans))
+        .transpose()?
+    {
+        Some(Some((block, f))) => (Some(block), f),
+        _ => {
+            let (headers, f) = fields::header_map(&head.freeze(), spans, &mut None)?;
+            *response.headers_mut() = headers;
+            (None, f)
+        }
+    };
 
     let no_body = *method == Method::HEAD
         || status.is_informational()
@@ -103,6 +125,7 @@ fn build(
     let ambiguous = f.transfer_encoding && f.content_length.is_some();
     Ok(Some(Head {
         response,
+        block,
         framing,
         keep_alive: f.persistent(s.version) && !ambiguous && framing != Framing::UntilClose,
     }))
@@ -121,6 +144,9 @@ pub(crate) struct RequestHead<'a> {
     /// Written when the map has no field of that name (`x-forwarded-proto`): the encoder sees
     /// every name anyway, where a lookup in the map hashes one.
     pub(crate) default: Option<(&'a HeaderName, &'a HeaderValue)>,
+    /// The response's fields may come back as a [`FieldBlock`]: they go to an HTTP/1.1 client
+    /// with nothing to edit on the way.
+    pub(crate) block: bool,
 }
 
 impl RequestHead<'_> {

@@ -147,31 +147,11 @@ pub(super) struct FramingFields {
 impl FramingFields {
     fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), WireError> {
         if name == header::CONTENT_LENGTH {
-            // `Content-Length: 5, 5` and repeated equal fields are one length; anything else is
-            // not a length.
-            for part in value.as_bytes().split(|b| *b == b',') {
-                let n = parse_decimal(part.trim_ascii()).ok_or(WireError::Head("invalid content-length"))?;
-                if self.content_length.is_some_and(|m| m != n) {
-                    return Err(WireError::Head("conflicting content-length fields"));
-                }
-                self.content_length = Some(n);
-            }
+            self.note_length(value.as_bytes())?;
         } else if name == header::TRANSFER_ENCODING {
-            self.transfer_encoding = true;
-            // Only the last coding decides whether the body is chunked.
-            if let Some(last) = value
-                .as_bytes()
-                .split(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|c| !c.is_empty())
-            {
-                self.chunked_last = last.eq_ignore_ascii_case(b"chunked");
-            }
+            self.note_transfer_encoding(value.as_bytes());
         } else if name == header::CONNECTION {
-            for token in value.as_bytes().split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+            self.note_connection(value.as_bytes());
         } else if name == header::EXPECT {
             self.expect_continue |= value
                 .as_bytes()
@@ -179,6 +159,45 @@ impl FramingFields {
                 .eq_ignore_ascii_case(b"100-continue");
         }
         Ok(())
+    }
+
+    /// A `Content-Length` field. `Content-Length: 5, 5` and repeated equal fields are one
+    /// length; anything else is not a length.
+    pub(super) fn note_length(&mut self, value: &[u8]) -> Result<(), WireError> {
+        for part in value.split(|b| *b == b',') {
+            let n = parse_decimal(part.trim_ascii()).ok_or(WireError::Head("invalid content-length"))?;
+            if self.content_length.is_some_and(|m| m != n) {
+                return Err(WireError::Head("conflicting content-length fields"));
+            }
+            self.content_length = Some(n);
+        }
+        Ok(())
+    }
+
+    /// A `Transfer-Encoding` field: only the last coding decides whether the body is chunked.
+    pub(super) fn note_transfer_encoding(&mut self, value: &[u8]) {
+        self.transfer_encoding = true;
+        if let Some(last) = value
+            .split(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .rfind(|c| !c.is_empty())
+        {
+            self.chunked_last = last.eq_ignore_ascii_case(b"chunked");
+        }
+    }
+
+    /// A `Connection` field. False when it names more than `close` and `keep-alive`: fields
+    /// that are then connection-scoped too.
+    pub(super) fn note_connection(&mut self, value: &[u8]) -> bool {
+        let mut only_options = true;
+        for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            let close = token.eq_ignore_ascii_case(b"close");
+            let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+            self.close |= close;
+            self.keep_alive |= keep_alive;
+            only_options &= close || keep_alive || token.is_empty();
+        }
+        only_options
     }
 
     /// Whether the connection stays open after this message, by its version (`0` is HTTP/1.0).

@@ -8,6 +8,7 @@
 //! previous one): ~25,000 of a ~36,000-instruction proxied request (`benches/NOTES.md`, round 3).
 //! h2c stays with hyper.
 
+pub(crate) mod block;
 pub(crate) mod client;
 mod fields;
 pub(crate) mod framing;

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 
+use super::block::FieldBlock;
 use super::fields::{self, INLINE_HEADERS, Span};
 use super::framing::{Chunk, Framing};
 use super::{MAX_HEAD, MAX_HEADERS, WireError};
@@ -155,10 +156,12 @@ pub(crate) struct ResponseFacts {
 /// chunked (HTTP/1.1) or until the close (HTTP/1.0); `Transfer-Encoding` is always ours. Adds
 /// `Date` when missing, and `Connection` when the connection closes (or an HTTP/1.0 client keeps
 /// it). The `replace` fields are written in place of the map's fields of the same names (the
-/// proxy's `server`, say). Returns how the body is framed, and whether the connection may stay
-/// open.
+/// proxy's `server`, say). An upstream's fields kept as a `block` are written first, as they
+/// are (the block has none of the fields the encoder writes itself). Returns how the body is
+/// framed, and whether the connection may stay open.
 pub(crate) fn encode_response_head<'a>(
     facts: ResponseFacts,
+    block: Option<&FieldBlock>,
     headers: &HeaderMap,
     replace: impl Iterator<Item = (&'a HeaderName, &'a HeaderValue)> + Clone,
     out: &mut Vec<u8>,
@@ -171,6 +174,11 @@ pub(crate) fn encode_response_head<'a>(
     out.extend_from_slice(b"\r\n");
     let mut length = None;
     let mut has_date = false;
+    if let Some(block) = block {
+        out.extend_from_slice(&block.bytes);
+        length = block.content_length;
+        has_date = block.has_date;
+    }
     for (name, value) in headers {
         if name == header::CONTENT_LENGTH {
             if let Some(n) = fields::parse_decimal(value.as_bytes().trim_ascii()) {

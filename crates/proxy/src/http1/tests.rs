@@ -11,7 +11,7 @@ use super::server::{self, BodyFraming, ResponseFacts, encode_response_head, pars
 use super::*;
 
 fn head(raw: &[u8], method: &Method) -> Result<Option<Head>, WireError> {
-    parse_response_head(&mut BytesMut::from(raw), method)
+    parse_response_head(&mut BytesMut::from(raw), method, false)
 }
 
 fn complete(raw: &[u8]) -> Head {
@@ -74,7 +74,9 @@ fn chunked(body: &[u8], sizes: &[usize], trailer: bool) -> Vec<u8> {
 fn a_head_is_split_off_and_its_values_share_the_read_buffer() {
     let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\nok"[..]);
     let start = buf.as_ptr() as usize;
-    let h = parse_response_head(&mut buf, &Method::GET).unwrap().unwrap();
+    let h = parse_response_head(&mut buf, &Method::GET, false)
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf[..], b"ok", "the body stays in the buffer");
     assert_eq!(h.response.status(), StatusCode::OK);
     assert_eq!(h.response.version(), Version::HTTP_11);
@@ -260,6 +262,7 @@ fn encoded_with(
         headers: &parts.headers,
         replace,
         default: None,
+        block: false,
     };
     let mut out = Vec::new();
     let chunked = encode_request_head(head, "default.host", length, &mut out);
@@ -329,6 +332,7 @@ fn a_retry_replaces_the_attempt_count_of_the_borrowed_head() {
         headers: &template.headers,
         replace: Some((&name, &two)),
         default: None,
+        block: false,
     };
     let owned = head.to_request(());
     assert_eq!(owned.headers()["x-envoy-attempt-count"], "2");
@@ -361,6 +365,7 @@ fn a_default_field_is_written_only_when_the_head_has_none_of_that_name() {
             headers: &template.headers,
             replace: None,
             default: Some((&name, &http)),
+            block: false,
         };
         let mut out = Vec::new();
         encode_request_head(head, "default.host", Some(0), &mut out);
@@ -419,7 +424,7 @@ proptest! {
         for piece in raw.as_bytes().chunks(cut) {
             prop_assert!(got.is_none(), "complete before the last byte");
             buf.extend_from_slice(piece);
-            got = parse_response_head(&mut buf, &Method::GET).unwrap();
+            got = parse_response_head(&mut buf, &Method::GET, false).unwrap();
         }
         let h = got.unwrap();
         prop_assert_eq!(h.framing, Framing::Length(len));
@@ -557,7 +562,7 @@ fn response_head(
         map.append(*n, HeaderValue::from_static(v));
     }
     let mut out = Vec::new();
-    let (framing, keep) = encode_response_head(facts, &map, std::iter::empty(), &mut out);
+    let (framing, keep) = encode_response_head(facts, None, &map, std::iter::empty(), &mut out);
     (String::from_utf8(out).unwrap(), framing, keep)
 }
 
@@ -577,7 +582,7 @@ fn the_proxys_own_response_fields_replace_the_responses() {
         body_length: Some(0),
         ..facts(200)
     };
-    encode_response_head(facts, &map, replace.iter().copied(), &mut out);
+    encode_response_head(facts, None, &map, replace.iter().copied(), &mut out);
     let text = String::from_utf8(out).unwrap();
     assert!(
         text.starts_with(

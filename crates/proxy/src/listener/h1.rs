@@ -110,7 +110,8 @@ pub(super) async fn serve(
         // Pinned where it is built: handing the (several-kilobyte) future to `select!` by value
         // would copy it once more per request.
         let mut exchange = std::pin::pin!(async {
-            let (resp, stamp) = pipeline::handle(inner.clone(), conn.clone(), request.map(|()| body)).await;
+            let (resp, stamp) =
+                pipeline::handle(inner.clone(), conn.clone(), request.map(|()| body), true).await;
             let keep_alive = keep_alive && !*draining.borrow();
             let facts = Facts {
                 head_request,
@@ -205,11 +206,13 @@ async fn write_response(
         keep_alive: facts.keep_alive,
         body_length: body.size_hint().exact(),
     };
-    let (framing, mut keep) = server::encode_response_head(facts, &parts.headers, stamp.fields(), wbuf);
+    let (framing, mut keep) =
+        server::encode_response_head(facts, body.block(), &parts.headers, stamp.fields(), wbuf);
     let mut headers = parts.headers;
-    // Kept for the next request unless it grew large; emptied now, so that it holds on to
-    // none of the upstream's read buffer.
-    if headers.capacity() <= SPARE_MAX {
+    // Kept for the next request unless it grew large (or is the unallocated map of a response
+    // whose fields came as a block); emptied now, so that it holds on to none of the upstream's
+    // read buffer.
+    if (1..=SPARE_MAX).contains(&headers.capacity()) {
         headers.clear();
         *spare = Some(headers);
     }

@@ -24,6 +24,7 @@ use http::Response;
 use hyper::body::{Frame, SizeHint};
 
 use super::{SendError, UpBody, UpstreamBody};
+use crate::http1::block::FieldBlock;
 use crate::http1::client::RequestHead;
 use crate::stats::FxBuildHasher;
 
@@ -63,6 +64,8 @@ pub(crate) struct Checkin {
     finished: bool,
     addr: SocketAddr,
     pool: Arc<H1Pool>,
+    /// The response's fields, when they came as a block rather than in its map.
+    block: Option<FieldBlock>,
 }
 
 impl std::fmt::Debug for Checkin {
@@ -99,6 +102,11 @@ impl Checkin {
     /// True when the body has nothing more to give.
     pub(crate) fn is_end_stream(&self) -> bool {
         self.link.as_ref().is_none_or(|l| l.framing().is_end())
+    }
+
+    /// The response's fields, when they came as a block rather than in its map.
+    pub(crate) fn block(&self) -> Option<&FieldBlock> {
+        self.block.as_ref()
     }
 
     /// The remaining length, when the response said it.
@@ -165,12 +173,13 @@ impl H1Pool {
             None => Box::pin(self.connect(addr)).await?,
         };
         match link.exchange(head, host, body).await {
-            Ok(head) => Ok(head.map(|()| {
+            Ok((head, block)) => Ok(head.map(|()| {
                 UpstreamBody::h1(Checkin {
                     link: Some(link),
                     finished: false,
                     addr,
                     pool: self.clone(),
+                    block,
                 })
             })),
             Err(e) => {
@@ -292,6 +301,7 @@ mod tests {
             headers: &parts.headers,
             replace: None,
             default: None,
+            block: false,
         };
         pool.send(addr, head, "x", body).await
     }

@@ -337,11 +337,13 @@ pub async fn closed_port() -> SocketAddr {
     addr
 }
 
-/// One response off a raw connection: status line, header section (lower-cased), body.
+/// One response off a raw connection: status line, header section (lower-cased, and as it
+/// came), body.
 #[derive(Debug)]
 pub struct Raw {
     pub status: String,
     pub head: String,
+    pub wire_head: String,
     pub body: Vec<u8>,
 }
 
@@ -368,7 +370,8 @@ pub async fn read_response(client: &mut TcpStream, buf: &mut Vec<u8>, to_close: 
         }
         assert!(more(client, buf).await, "closed before a response head: {buf:?}");
     };
-    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let wire_head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let head = wire_head.to_ascii_lowercase();
     buf.drain(..end);
     let status = head.lines().next().unwrap_or_default().to_string();
     let field = |name: &str| {
@@ -405,5 +408,10 @@ pub async fn read_response(client: &mut TcpStream, buf: &mut Vec<u8>, to_close: 
     } else {
         Vec::new()
     };
-    Raw { status, head, body }
+    Raw {
+        status,
+        head,
+        wire_head,
+        body,
+    }
 }

@@ -14,11 +14,15 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use crate::http1::WireError;
+use crate::http1::block::FieldBlock;
 use crate::http1::client::{self, RequestHead};
 use crate::http1::framing::{self, Framing};
 use crate::http1::io::{self, Inbound};
 use crate::listener::ReqBody;
 use crate::pool::UpBody;
+
+/// A response head, with its fields in its map or, when asked for, as a block.
+pub(super) type Answer = (Response<()>, Option<FieldBlock>);
 
 /// Request bodies up to this size go out in the same write as the head (one copy, one syscall).
 const INLINE_BODY: usize = 16 * 1024;
@@ -94,7 +98,7 @@ impl Conn {
         head: RequestHead<'_>,
         host: &str,
         body: UpBody,
-    ) -> Result<Response<()>, WireError> {
+    ) -> Result<Answer, WireError> {
         let (length, body) = match body {
             Either::Left(full) => {
                 let data = full_bytes(full);
@@ -123,18 +127,23 @@ impl Conn {
         self.inbound.framing = Framing::Done;
         self.broken = true; // until the response head is in
         io::write_all(&self.io, &self.wbuf).await?;
-        let response = poll_fn(|cx| self.poll_head(cx, head.method)).await?;
+        let response = poll_fn(|cx| self.poll_head(cx, head.method, head.block)).await?;
         self.broken = false;
         Ok(response)
     }
 
-    fn poll_head(&mut self, cx: &mut Context<'_>, method: &Method) -> Poll<Result<Response<()>, WireError>> {
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+        as_block: bool,
+    ) -> Poll<Result<Answer, WireError>> {
         loop {
             // A server may want the whole request body before it answers.
             if let Poll::Ready(Err(e)) = self.poll_send(cx) {
                 return Poll::Ready(Err(e));
             }
-            while let Some(head) = client::parse_response_head(&mut self.inbound.buf, method)? {
+            while let Some(head) = client::parse_response_head(&mut self.inbound.buf, method, as_block)? {
                 if head.response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
                     // Nothing asked for an upgrade (Upgrade is hop-by-hop and removed).
                     return Poll::Ready(Err(WireError::Head("unrequested protocol switch")));
@@ -145,7 +154,7 @@ impl Conn {
                 }
                 self.inbound.framing = head.framing;
                 self.keep_alive = head.keep_alive;
-                return Poll::Ready(Ok(head.response));
+                return Poll::Ready(Ok((head.response, head.block)));
             }
             if ready!(self.inbound.poll_fill(&self.io, cx))? == 0 {
                 return Poll::Ready(Err(WireError::Closed));
