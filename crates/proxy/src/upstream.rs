@@ -160,17 +160,20 @@ pub(crate) fn prepare<'s>(
     strip_hop_by_hop(&mut headers);
     route.headers.request.apply(&mut headers);
     dest.headers.request.apply(&mut headers);
-    let authority = route
+    let rewritten = route
         .rewrite
         .as_ref()
         .and_then(|r| r.authority.as_deref())
         .or(dest.headers.request.authority.as_deref())
-        .or(route.headers.request.authority.as_deref())
-        .unwrap_or(&canon.authority);
-    // Usually the client's own Host: keep it rather than allocate an identical value.
-    if headers
-        .get(header::HOST)
-        .is_none_or(|h| h.as_bytes() != authority.as_bytes())
+        .or(route.headers.request.authority.as_deref());
+    let authority = rewritten.unwrap_or(&canon.authority);
+    // Usually the client's own Host, unchanged: nothing to look up or write. Otherwise keep an
+    // identical value rather than allocate a new one.
+    let host_kept = rewritten.is_none() && canon.authority_is_host;
+    if !host_kept
+        && headers
+            .get(header::HOST)
+            .is_none_or(|h| h.as_bytes() != authority.as_bytes())
         && let Ok(v) = HeaderValue::from_str(authority)
     {
         headers.insert(header::HOST, v);
@@ -225,7 +228,7 @@ pub(crate) fn prepare<'s>(
             method: parts.method,
             path,
             headers,
-            forwarded_proto: HeaderValue::from_static(canon.scheme),
+            forwarded_proto: forwarded_proto(canon.scheme),
             // Nothing between the upstream and an HTTP/1.1 client reads or edits the fields.
             block: canon.h1_downstream
                 && route.headers.response.is_empty()
@@ -275,11 +278,8 @@ pub(crate) async fn forward(
             }
         }
     } else {
-        outcome.bytes_received = template
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok())
-            .unwrap_or(0);
+        // The length the request's framing says, as its Content-Length did: no header lookup.
+        outcome.bytes_received = hyper::body::Body::size_hint(&body).exact().unwrap_or(0);
         Either::Right(Some(body))
     };
 
@@ -543,15 +543,51 @@ impl Template {
     }
 }
 
+/// `x-forwarded-proto` for a scheme: from statics, whose values were checked when compiled
+/// (`from_static` on a runtime string checks every byte again).
+fn forwarded_proto(scheme: &str) -> HeaderValue {
+    static HTTP: HeaderValue = HeaderValue::from_static("http");
+    static HTTPS: HeaderValue = HeaderValue::from_static("https");
+    match scheme {
+        "https" => HTTPS.clone(),
+        "http" => HTTP.clone(),
+        other => HeaderValue::from_str(other).unwrap_or_else(|_| HTTP.clone()),
+    }
+}
+
 /// A header value for a count or a duration in milliseconds. The small ones, nearly all of them
 /// (attempt counts, service times on a mesh), come from a static table instead of an allocation.
 fn small_number(n: u64) -> HeaderValue {
-    const SMALL: [&str; 20] = [
-        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17",
-        "18", "19",
-    ];
+    // Statics: their values are checked when compiled, not on every use.
+    static SMALL: [HeaderValue; 20] = {
+        const fn v(s: &'static str) -> HeaderValue {
+            HeaderValue::from_static(s)
+        }
+        [
+            v("0"),
+            v("1"),
+            v("2"),
+            v("3"),
+            v("4"),
+            v("5"),
+            v("6"),
+            v("7"),
+            v("8"),
+            v("9"),
+            v("10"),
+            v("11"),
+            v("12"),
+            v("13"),
+            v("14"),
+            v("15"),
+            v("16"),
+            v("17"),
+            v("18"),
+            v("19"),
+        ]
+    };
     match SMALL.get(n as usize) {
-        Some(s) => HeaderValue::from_static(s),
+        Some(v) => v.clone(),
         None => HeaderValue::from(n),
     }
 }
@@ -618,6 +654,12 @@ mod tests {
             t.push(10 + i);
             assert_eq!(t.as_slice(), (10..=10 + i).collect::<Vec<_>>().as_slice());
         }
+    }
+
+    #[test]
+    fn forwarded_proto_names_the_scheme() {
+        assert_eq!(forwarded_proto("http"), "http");
+        assert_eq!(forwarded_proto("https"), "https");
     }
 
     #[test]
