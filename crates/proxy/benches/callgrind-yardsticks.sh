@@ -17,14 +17,7 @@ source crates/proxy/benches/common.sh
 moved_configs "$out"
 sed -i -e 's/^daemon off;/daemon off;\nmaster_process off;/' "$out/nginx/nginx.conf"
 grep -q '^master_process off;' "$out/nginx/nginx.conf"
-target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
-backend=$!
-sut=
-cleanup() {
-  [ -n "$sut" ] && kill "$sut" 2>/dev/null || true
-  kill "$backend" 2>/dev/null || true
-}
-trap cleanup EXIT
+start_backend
 wait_port 19080
 
 # measure NAME PORT COMMAND...: prints "NAME Ir/request: N".

@@ -1,5 +1,6 @@
-# Shared by pairs.sh and tail.sh (sourced, from the repository root): the harness's generated
-# configs with their ports moved to 19xxx, and a wait for a port to accept.
+# Shared by pairs.sh, tail.sh and callgrind-yardsticks.sh (sourced, from the repository root): the
+# harness's generated configs with their ports moved to 19xxx, a wait for a port to accept, and
+# the backend with its clean-up (tail.sh, which moves kdamond too, cleans up by itself).
 
 # moved_configs OUT: writes OUT/nginx/nginx.conf, OUT/haproxy.cfg and OUT/proxy.json from
 # target/bench (written by `bench/run`), listening on 19101 (nginx), 19111 (HAProxy) and 19121
@@ -23,4 +24,18 @@ wait_port() {
   done
   echo "port $1 never opened" >&2
   return 1
+}
+
+# start_backend: bench-backend on CPU 0 at 127.0.0.1:19080 (pid in $backend), and an EXIT trap
+# that stops it and the proxy under test (pid in $sut, when set). A script with more to undo
+# defines its own `cleanup` after calling this.
+start_backend() {
+  taskset -c 0 target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
+  backend=$!
+  sut=
+  cleanup() {
+    [ -n "$sut" ] && kill "$sut" 2>/dev/null || true
+    kill "$backend" 2>/dev/null || true
+  }
+  trap cleanup EXIT
 }

@@ -17,14 +17,7 @@ shift
 out=${OUT:-/tmp/strait-pairs}
 source crates/proxy/benches/common.sh
 moved_configs "$out"
-taskset -c 0 target/release/bench-backend --address 127.0.0.1:19080 >/dev/null 2>&1 &
-backend=$!
-sut=
-cleanup() {
-  [ -n "$sut" ] && kill "$sut" 2>/dev/null || true
-  kill "$backend" 2>/dev/null || true
-}
-trap cleanup EXIT
+start_backend
 
 # "utime stime" ticks of a process and its children.
 ticks() {
