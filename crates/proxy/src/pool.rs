@@ -69,6 +69,14 @@ impl UpstreamBody {
             Source::Hyper(_) | Source::Secure(_) => None,
         }
     }
+
+    /// Takes the block (see [`Self::block`]).
+    pub(crate) fn take_block(&mut self) -> Option<FieldBlock> {
+        match &mut self.0 {
+            Source::H1(conn) => conn.take_block(),
+            Source::Hyper(_) | Source::Secure(_) => None,
+        }
+    }
 }
 
 impl Body for UpstreamBody {

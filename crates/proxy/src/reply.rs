@@ -115,6 +115,15 @@ impl RespBody {
             RespBody::Full(_) => None,
         }
     }
+
+    /// Takes the block: the encoder drops it once the head is written, so the upstream's read
+    /// buffer is not held for the whole body (its header values were not, before).
+    pub(crate) fn take_block(&mut self) -> Option<FieldBlock> {
+        match self {
+            RespBody::Upstream { body, .. } => body.take_block(),
+            RespBody::Full(_) => None,
+        }
+    }
 }
 
 impl Body for RespBody {

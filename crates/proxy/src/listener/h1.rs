@@ -206,8 +206,10 @@ async fn write_response(
         keep_alive: facts.keep_alive,
         body_length: body.size_hint().exact(),
     };
+    let block = body.take_block();
     let (framing, mut keep) =
-        server::encode_response_head(facts, body.block(), &parts.headers, stamp.fields(), wbuf);
+        server::encode_response_head(facts, block.as_ref(), &parts.headers, stamp.fields(), wbuf);
+    drop(block);
     let mut headers = parts.headers;
     // Kept for the next request unless it grew large (or is the unallocated map of a response
     // whose fields came as a block); emptied now, so that it holds on to none of the upstream's

@@ -109,6 +109,11 @@ impl Checkin {
         self.block.as_ref()
     }
 
+    /// Takes the block: once the head is written it need not hold on to the head's bytes.
+    pub(crate) fn take_block(&mut self) -> Option<FieldBlock> {
+        self.block.take()
+    }
+
     /// The remaining length, when the response said it.
     pub(crate) fn size_hint(&self) -> SizeHint {
         self.link
