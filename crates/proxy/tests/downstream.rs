@@ -142,6 +142,16 @@ async fn an_unread_request_body_is_drained_and_the_connection_kept() {
     assert_eq!(r.json()["path"], "/next");
 }
 
+/// Sends `GET /` for host `reviews` on `client` and reads the response (what follows it stays
+/// in `buf`).
+async fn get_reviews(client: &mut TcpStream, buf: &mut Vec<u8>) -> Raw {
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
+        .await
+        .unwrap();
+    read_response(client, buf, false).await
+}
+
 /// A backend that answers every request on a connection with `reply`.
 async fn replying(reply: &'static [u8]) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -189,11 +199,7 @@ Connection: keep-alive\r\nX-Envoy-Upstream-Service-Time: 999\r\nContent-Length: 
         let mut buf = Vec::new();
         // Twice on one connection: both sides keep it.
         for _ in 0..2 {
-            client
-                .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
-                .await
-                .unwrap();
-            let r = read_response(&mut client, &mut buf, false).await;
+            let r = get_reviews(&mut client, &mut buf).await;
             let head = &r.wire_head;
             assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
             assert!(head.contains("\r\nx-custom: Value\r\n"), "{head}");
@@ -223,11 +229,7 @@ async fn fields_named_by_the_upstreams_connection_field_are_not_forwarded() {
     .await;
     let (_p, addr) = start(reviews_to(backend)).await;
     let mut client = TcpStream::connect(addr).await.unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
-        .await
-        .unwrap();
-    let r = read_response(&mut client, &mut Vec::new(), false).await;
+    let r = get_reviews(&mut client, &mut Vec::new()).await;
     assert!(r.head.contains("\r\nx-kept: 1\r\n"), "{}", r.wire_head);
     assert!(!r.head.contains("private"), "{}", r.wire_head);
 }
@@ -242,11 +244,7 @@ async fn responses_without_a_length_go_chunked_or_to_the_close() {
     let mut client = TcpStream::connect(addr).await.unwrap();
     let mut buf = Vec::new();
     for _ in 0..2 {
-        client
-            .write_all(b"GET / HTTP/1.1\r\nhost: reviews\r\n\r\n")
-            .await
-            .unwrap();
-        let r = read_response(&mut client, &mut buf, false).await;
+        let r = get_reviews(&mut client, &mut buf).await;
         assert!(
             r.head.contains("\r\ntransfer-encoding: chunked\r\n"),
             "{}",
