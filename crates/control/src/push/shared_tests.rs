@@ -326,3 +326,51 @@ async fn a_refused_delta_is_followed_by_the_whole_configuration_of_that_version(
     assert_eq!(again, delta.version, "the same version, whole");
     assert_eq!(sim.deltas, 0);
 }
+
+/// A proxy that connects with a key nobody had compiles its shared part on the spot; the pieces
+/// of that compile must be there for the next snapshot to reuse, as [`Prepared::share`]'s are.
+/// (They were thrown away, so the first change after proxies connected rebuilt every service.)
+#[test]
+fn pieces_compiled_for_a_connecting_proxy_are_reused_by_the_next_snapshot() {
+    let store = Store::in_memory();
+    store
+        .apply_text(&mesh_yaml(), "mesh.yaml", false)
+        .expect("apply mesh");
+    let sidecars: Vec<ProxyNode> = nodes()
+        .into_iter()
+        .filter(|n| n.role == ProxyRole::Sidecar)
+        .collect();
+    let before = store.shared_snapshot();
+    // Shared parts compiled ahead, as after a change with the proxies connected …
+    let ahead = Prepared::new(&before, None, None);
+    ahead.share(&sidecars, None);
+    // … and on the spot, as `connect` does for a key the snapshot has not compiled.
+    let on_connect = Prepared::new(&before, None, None);
+    for node in &sidecars {
+        on_connect.body_for(node, None);
+    }
+    store
+        .apply_text(SVC0_CHANGED, "change.yaml", false)
+        .expect("apply change");
+    let after = store.shared_snapshot();
+    let reused = |older: &Prepared, node: &ProxyNode| {
+        let next = Prepared::new(&after, None, Some(older));
+        next.share(std::slice::from_ref(node), Some(older));
+        let (a, b) = (
+            older.shared_of(node).expect("compiled before"),
+            next.shared_of(node).expect("shared"),
+        );
+        a.vhost_groups()
+            .iter()
+            .zip(b.vhost_groups())
+            .filter(|(x, y)| Arc::ptr_eq(&x.json, &y.json))
+            .count()
+    };
+    for node in &sidecars {
+        let groups = ahead.shared_of(node).expect("shared").vhost_groups().len();
+        let (r_ahead, r_connect) = (reused(&ahead, node), reused(&on_connect, node));
+        // Only the services svc0's change touches are made again.
+        assert!(r_ahead * 2 > groups, "{}: {r_ahead} of {groups} reused", node.id);
+        assert_eq!(r_connect, r_ahead, "{}: pieces reused after a connect", node.id);
+    }
+}
