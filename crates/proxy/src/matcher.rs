@@ -7,6 +7,7 @@ use regex::Regex;
 use strait_mesh::{HeaderMatch, QueryParamMatch, RequestMatch, StringMatch};
 
 use crate::error::ApplyError;
+use crate::http1::raw::{RawFields, visible};
 
 /// A compiled Istio `StringMatch`.
 #[derive(Debug, Clone)]
@@ -96,9 +97,12 @@ impl HeaderMatcher {
 
     /// `missing_as_empty`: Istio `withoutHeaders` treats an absent header as `""` for value matchers.
     fn matches(&self, r: &RequestView<'_>, missing_as_empty: bool) -> bool {
-        let headers = r.headers;
-        let mut values = headers.get_all(&self.name).iter();
-        let Some(first) = values.next() else {
+        let (mut first, mut more) = (None, false);
+        r.for_each_value(&self.name, |v| match first {
+            None => first = Some(v),
+            Some(_) => more = true,
+        });
+        let Some(first) = first else {
             if self.forwarded_proto {
                 return self.value.as_ref().is_none_or(|m| m.matches(r.scheme));
             }
@@ -108,19 +112,14 @@ impl HeaderMatcher {
             };
         };
         let Some(m) = &self.value else { return true };
-        match values.next() {
+        if !more {
             // Common case: one value, no allocation. Non-UTF-8 bytes never equal a UTF-8 pattern.
-            None => first.to_str().is_ok_and(|v| m.matches(v)),
-            // Envoy matches repeated headers against their values joined with ','.
-            Some(_) => {
-                let joined: Vec<&str> = headers
-                    .get_all(&self.name)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .collect();
-                m.matches(&joined.join(","))
-            }
+            return visible(first).is_some_and(|v| m.matches(v));
         }
+        // Envoy matches repeated headers against their values joined with ','.
+        let mut joined: Vec<&str> = Vec::new();
+        r.for_each_value(&self.name, |v| joined.extend(visible(v)));
+        m.matches(&joined.join(","))
     }
 }
 
@@ -174,8 +173,24 @@ pub(crate) struct RequestView<'a> {
     pub scheme: &'a str,
     /// Port of the listener the request arrived on.
     pub port: u16,
-    /// Request headers.
+    /// Request headers (with `raw`, only those the proxy added).
     pub headers: &'a HeaderMap,
+    /// The client's fields as they came, when they were not put into `headers`.
+    pub raw: Option<&'a RawFields>,
+}
+
+impl<'a> RequestView<'a> {
+    /// Calls `f` with the value of every field named `name`, in the order the map would hold
+    /// them: the client's first.
+    fn for_each_value(&self, name: &HeaderName, mut f: impl FnMut(&'a [u8])) {
+        if let Some(raw) = self.raw {
+            raw.get_all(name).for_each(&mut f);
+        }
+        // Empty whenever the fields are raw, unless a route put something in: no hashing then.
+        if !self.headers.is_empty() {
+            self.headers.get_all(name).iter().for_each(|v| f(v.as_bytes()));
+        }
+    }
 }
 
 /// One compiled match block; every present condition must hold.
@@ -278,6 +293,7 @@ mod tests {
             scheme: "http",
             port: 9080,
             headers,
+            raw: None,
         }
     }
 

@@ -14,6 +14,7 @@ use strait_mesh::Direction;
 
 use crate::Inner;
 use crate::access_log::LogEntry;
+use crate::http1::raw::RawFields;
 use crate::listener::ReqBody;
 use crate::matcher::RequestView;
 use crate::normalize::normalize_path;
@@ -107,7 +108,7 @@ pub(crate) async fn serve(
     conn: Arc<ConnInfo>,
     req: Request<ReqBody>,
 ) -> Result<Response<RespBody>, Infallible> {
-    let (mut resp, stamp) = handle(inner, conn, req, false).await;
+    let (mut resp, stamp) = handle(inner, conn, req, None, false).await;
     stamp.apply(resp.headers_mut());
     Ok(resp)
 }
@@ -115,17 +116,30 @@ pub(crate) async fn serve(
 /// Entry point for every request on every listener: the response, and the fields the proxy
 /// sets on it (written by the HTTP/1.1 encoder, or put into the map by [`serve`]). With
 /// `h1_downstream` (the proxy's own HTTP/1.1 server calls) an upstream response's fields may
-/// be in its body's `block()` instead of its map.
+/// be in its body's `block()` instead of its map. `raw`: the request's fields as they came
+/// (the proxy's own HTTP/1.1 server), not in its map.
 pub(crate) async fn handle(
     inner: Arc<Inner>,
     conn: Arc<ConnInfo>,
     mut req: Request<ReqBody>,
+    mut raw: Option<RawFields>,
     h1_downstream: bool,
 ) -> (Response<RespBody>, Stamp) {
     let started = Instant::now();
+    if inner.opts.access_log {
+        // The log reads several fields; it is off on the fast path's benchmarks and sidecars
+        // that keep Istio's default.
+        into_map(&mut req, &mut raw);
+    }
     // Envoy's connection manager gives every request an id before anything else looks at it.
-    if let header::Entry::Vacant(slot) = req.headers_mut().entry(REQUEST_ID) {
-        slot.insert(request_id());
+    match &mut raw {
+        Some(r) if r.has_request_id => {}
+        Some(r) => r.set_request_id(request_id()),
+        None => {
+            if let header::Entry::Vacant(slot) = req.headers_mut().entry(REQUEST_ID) {
+                slot.insert(request_id());
+            }
+        }
     }
     normalize_uri(&mut req);
     // Boxed: only with the access log on, and a 376-byte entry inline would widen (and so copy)
@@ -155,7 +169,7 @@ pub(crate) async fn handle(
         Some((s, l))
     }) {
         Some((snap, listener)) => {
-            let mut canon = canonicalize(&req, &conn);
+            let mut canon = canonicalize(&req, raw.as_ref(), &conn);
             canon.h1_downstream = h1_downstream;
             if listener.direction == Direction::Gateway {
                 canon.forwarded_for = Some(conn.remote.ip());
@@ -163,7 +177,7 @@ pub(crate) async fn handle(
             if let Some(log) = log.as_mut() {
                 log.authority = canon.authority.clone();
             }
-            let resp = match route_request(snap, listener, &canon, &req, &mut outcome) {
+            let resp = match route_request(snap, listener, &canon, &mut req, &mut raw, &mut outcome) {
                 Routed::Reply(resp) => resp,
                 // Fault delay → prepare → forward, awaited here rather than inside an async
                 // `route_request`: every async layer builds and copies its child's whole future
@@ -186,6 +200,7 @@ pub(crate) async fn handle(
                         &canon,
                         matched_prefix,
                         req,
+                        raw,
                         cors_origin,
                         &mut outcome,
                     );
@@ -259,6 +274,15 @@ pub(crate) async fn handle(
     (resp, stamp)
 }
 
+/// Puts the client's fields kept as they came into the request's map, before what the proxy
+/// added: for what reads more of them than routing's matches.
+fn into_map(req: &mut Request<ReqBody>, raw: &mut Option<RawFields>) {
+    if let Some(r) = raw.take() {
+        let added = std::mem::take(req.headers_mut());
+        *req.headers_mut() = r.into_map(added);
+    }
+}
+
 /// Applies path normalization to the request URI, keeping the query untouched.
 fn normalize_uri(req: &mut Request<ReqBody>) {
     let Cow::Owned(path) = normalize_path(req.uri().path()) else {
@@ -291,10 +315,14 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 
 /// Authority from the URI (absolute-form from an explicit-proxy client, or HTTP/2 `:authority`),
 /// else the Host header.
-fn canonicalize(req: &Request<ReqBody>, conn: &ConnInfo) -> Canon {
+fn canonicalize(req: &Request<ReqBody>, raw: Option<&RawFields>, conn: &ConnInfo) -> Canon {
+    let host = match raw {
+        Some(raw) => raw.host(),
+        None => req.headers().get(header::HOST).map(|v| v.to_str().map_err(drop)),
+    };
     let (authority, authority_is_host) = match req.uri().authority() {
         Some(a) => (a.as_str().to_string(), false),
-        None => match req.headers().get(header::HOST).map(|v| v.to_str()) {
+        None => match host {
             Some(Ok(host)) => (host.to_string(), true),
             _ => (String::new(), false),
         },
@@ -340,7 +368,8 @@ fn route_request<'s>(
     snap: &'s Snapshot,
     listener: &ListenerRt,
     canon: &Canon,
-    req: &Request<ReqBody>,
+    req: &mut Request<ReqBody>,
+    raw: &mut Option<RawFields>,
     outcome: &mut Outcome,
 ) -> Routed<'s> {
     let Some(table) = snap.tables.get(listener.table) else {
@@ -367,6 +396,7 @@ fn route_request<'s>(
         scheme: canon.scheme,
         port: canon.listener_port,
         headers: req.headers(),
+        raw: raw.as_ref(),
     };
     let Some(selected) = vhost.route(&view) else {
         return no_route(outcome).into();
@@ -376,6 +406,9 @@ fn route_request<'s>(
     outcome.route_name = Some(route.name.clone());
 
     // CORS: a matched preflight is answered here; otherwise remember the origin for the response.
+    if route.cors.is_some() {
+        into_map(req, raw);
+    }
     let cors_origin = match &route.cors {
         Some(cors) => match cors.allowed_origin(req.headers()) {
             Some(origin)
@@ -403,8 +436,8 @@ fn route_request<'s>(
             let location = r.location(
                 canon.scheme,
                 &canon.authority,
-                view.path,
-                view.query,
+                req.uri().path(),
+                req.uri().query(),
                 matched_prefix,
             );
             let mut resp = local(r.code, Bytes::new());

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Either, Full};
 use crate::cluster::{ActiveGuard, ClusterRt, EndpointRt};
 use crate::headers::strip_hop_by_hop;
 use crate::http1::client::RequestHead;
+use crate::http1::raw::RawFields;
 use crate::listener::ReqBody;
 use crate::pipeline::{Canon, Outcome};
 use crate::policy::{RetryPolicy, chance};
@@ -42,7 +43,10 @@ enum TryError {
 struct Template {
     method: Method,
     path: PathAndQuery,
+    /// The request's fields; with `raw`, only what the proxy added (a request id).
     headers: HeaderMap,
+    /// The client's fields as they came, when nothing on the route edits them.
+    raw: Option<RawFields>,
     /// `x-forwarded-proto` for a request that came without one (see [`Template::head`]).
     forwarded_proto: HeaderValue,
     /// The response's fields may come back as a block (`RequestHead::block`).
@@ -88,6 +92,7 @@ pub(crate) fn prepare<'s>(
     canon: &Canon,
     matched_prefix: Option<&str>,
     req: Request<ReqBody>,
+    raw: Option<RawFields>,
     cors_origin: Option<HeaderValue>,
     outcome: &mut Outcome,
 ) -> Result<Prepared<'s>, Response<RespBody>> {
@@ -141,6 +146,24 @@ pub(crate) fn prepare<'s>(
 
     let (parts, body) = req.into_parts();
     let mut headers = parts.headers;
+    // The client's fields go upstream as they came when nothing here edits them (the request
+    // head had none of the fields handled below: see `http1::raw`). Otherwise into the map.
+    let raw = match raw {
+        Some(raw)
+            if canon.authority_is_host
+                && canon.forwarded_for.is_none()
+                && route.rewrite.is_none()
+                && route.headers.request.is_empty()
+                && dest.headers.request.is_empty() =>
+        {
+            Some(raw)
+        }
+        Some(raw) => {
+            headers = raw.into_map(headers);
+            None
+        }
+        None => None,
+    };
     // Envoy honours the per-request timeout header from the client, then drops it.
     // Only from inside the mesh: a gateway treats its clients as external and ignores it.
     // A scan of the few names first: a hashed removal of a name that is absent (nearly always)
@@ -228,6 +251,7 @@ pub(crate) fn prepare<'s>(
             method: parts.method,
             path,
             headers,
+            raw,
             forwarded_proto: forwarded_proto(canon.scheme),
             // Nothing between the upstream and an HTTP/1.1 client reads or edits the fields.
             block: canon.h1_downstream
@@ -421,7 +445,7 @@ async fn run_tries(
         let ep = picked.as_ref().and_then(|(i, _)| cluster.endpoints.get(*i));
         // The send future is built where it is awaited, with no wrapper of our own around it:
         // every layer of async fn would copy the request and the response once more.
-        let res = match (target(ep, &template.headers), per_try) {
+        let res = match (target(ep, template), per_try) {
             (None, _) => Err(TryError::ConnectFailure),
             (Some((addr, authority)), Some(t)) => {
                 match tokio::time::timeout(t, cluster.upstream.send(addr, &authority, head, up_body)).await {
@@ -536,6 +560,7 @@ impl Template {
             method: &self.method,
             path: &self.path,
             headers: &self.headers,
+            raw: self.raw.as_ref(),
             replace: Some((&ATTEMPT_COUNT, attempt_count.unwrap_or(&FIRST_ATTEMPT))),
             default: Some((&FORWARDED_PROTO, &self.forwarded_proto)),
             block: self.block,
@@ -594,13 +619,15 @@ fn small_number(n: u64) -> HeaderValue {
 
 /// Where one try goes: endpoint `ep` of the cluster, or for passthrough (no endpoint, `None`
 /// address) the request's own authority.
-fn target(ep: Option<&EndpointRt>, headers: &HeaderMap) -> Option<(Option<SocketAddr>, Authority)> {
+fn target(ep: Option<&EndpointRt>, template: &Template) -> Option<(Option<SocketAddr>, Authority)> {
     match ep {
         Some(ep) => Some((Some(ep.addr), ep.authority.clone())),
-        None => headers
-            .get(header::HOST)
-            .and_then(|h| Authority::try_from(h.as_bytes()).ok())
-            .map(|a| (None, a)),
+        None => match &template.raw {
+            Some(raw) => raw.host_bytes(),
+            None => template.headers.get(header::HOST).map(HeaderValue::as_bytes),
+        }
+        .and_then(|h| Authority::try_from(h).ok())
+        .map(|a| (None, a)),
     }
 }
 
@@ -624,6 +651,7 @@ fn mirror(snap: &Snapshot, cluster: Option<usize>, template: &Template, body: By
         method: template.method.clone(),
         path: template.path.clone(),
         headers: template.headers.clone(),
+        raw: template.raw.clone(),
         forwarded_proto: template.forwarded_proto.clone(),
         // Its response is dropped unread.
         block: true,

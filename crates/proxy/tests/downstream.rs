@@ -8,6 +8,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::*;
+use strait_mesh::RequestMatch;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -154,10 +155,19 @@ async fn get_reviews(client: &mut TcpStream, buf: &mut Vec<u8>) -> Raw {
 
 /// A backend that answers every request on a connection with `reply`.
 async fn replying(reply: &'static [u8]) -> std::net::SocketAddr {
+    capturing(reply).await.0
+}
+
+/// [`replying`], and every request head it got, as it came on the wire.
+async fn capturing(
+    reply: &'static [u8],
+) -> (std::net::SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let (seen, heads) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -167,7 +177,8 @@ async fn replying(reply: &'static [u8]) -> std::net::SocketAddr {
                     }
                     buf.extend_from_slice(&chunk[..n]);
                     while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        buf.drain(..end + 4);
+                        let head: Vec<u8> = buf.drain(..end + 4).collect();
+                        let _ = seen.send(String::from_utf8_lossy(&head).into_owned());
                         if stream.write_all(reply).await.is_err() {
                             return;
                         }
@@ -176,7 +187,7 @@ async fn replying(reply: &'static [u8]) -> std::net::SocketAddr {
             });
         }
     });
-    addr
+    (addr, heads)
 }
 
 #[tokio::test]
@@ -259,4 +270,77 @@ async fn responses_without_a_length_go_chunked_or_to_the_close() {
     let r = read_response(&mut old, &mut Vec::new(), true).await;
     assert!(!r.head.contains("transfer-encoding"), "{}", r.head);
     assert_eq!(r.body, b"abcdefg");
+}
+
+/// The names of a head's fields, in order.
+fn field_names(head: &str) -> Vec<&str> {
+    head.split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n))
+        .collect()
+}
+
+/// A request's fields go upstream as they came, names lowercased (as Envoy writes them), with
+/// the proxy's `x-request-id` and `x-forwarded-proto` added only when the client sent none: on a
+/// plain route (the fields are never put into a map) and on one that edits them (they are).
+/// The route is chosen by a header match either way, on the fields as they came.
+#[tokio::test]
+async fn request_fields_go_upstream_lowercased_with_the_proxys_own_added_once() {
+    let (backend, mut seen) = capturing(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await;
+    let mut cfg = reviews_to(backend);
+    let mut jason = route(
+        "jason",
+        vec![RequestMatch {
+            headers: vec![header_exact("end-user", "jason")],
+            ..Default::default()
+        }],
+        to("c"),
+    );
+    jason.headers.request.set.insert("x-route".into(), "jason".into());
+    cfg.route_tables[0].virtual_hosts[0].routes.insert(0, jason);
+    let (_p, addr) = start(cfg).await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    for (user, edited) in [("Someone", false), ("jason", true)] {
+        let request = format!(
+            "GET /a HTTP/1.1\r\nHost: reviews\r\nUser-Agent: T\r\nX-Custom: A\r\nEnd-User: {user}\r\nx-custom: B\r\n\r\n"
+        );
+        client.write_all(request.as_bytes()).await.unwrap();
+        let r = read_response(&mut client, &mut buf, false).await;
+        assert!(r.status.starts_with("http/1.1 200"), "{r:?}");
+        let head = tokio::time::timeout(Duration::from_secs(5), seen.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(head.starts_with("GET /a HTTP/1.1\r\n"), "{head}");
+        for line in ["host: reviews", "user-agent: T", "x-forwarded-proto: http"] {
+            assert!(head.contains(&format!("\r\n{line}\r\n")), "{line}: {head}");
+        }
+        let names = field_names(&head);
+        assert!(names.iter().all(|n| *n == n.to_ascii_lowercase()), "{head}");
+        assert_eq!(
+            names.iter().filter(|n| **n == "x-request-id").count(),
+            1,
+            "{head}"
+        );
+        let a = head.find("x-custom: A").expect("A");
+        let b = head.find("x-custom: B").expect("B");
+        assert!(a < b, "repeated fields keep their order: {head}");
+        assert_eq!(head.contains("\r\nx-route: jason\r\n"), edited, "{head}");
+    }
+    // The client's own id and scheme are kept, and not added to.
+    client
+        .write_all(
+            b"GET /b HTTP/1.1\r\nHost: reviews\r\nX-Request-Id: mine\r\nX-Forwarded-Proto: https\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let r = read_response(&mut client, &mut buf, false).await;
+    assert!(r.status.starts_with("http/1.1 200"), "{r:?}");
+    let head = seen.recv().await.unwrap();
+    assert_eq!(head.matches("x-request-id").count(), 1, "{head}");
+    assert!(head.contains("\r\nx-request-id: mine\r\n"), "{head}");
+    assert_eq!(head.matches("x-forwarded-proto").count(), 1, "{head}");
+    assert!(head.contains("\r\nx-forwarded-proto: https\r\n"), "{head}");
 }

@@ -7,6 +7,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 use super::block::{self, FieldBlock};
 use super::fields::{self, INLINE_HEADERS, Span};
 use super::framing::{Chunk, Framing};
+use super::raw::RawFields;
 use super::{MAX_HEADERS, WireError};
 
 /// A parsed response head and what it says about the body and the connection.
@@ -139,6 +140,9 @@ pub(crate) struct RequestHead<'a> {
     /// Origin-form target.
     pub(crate) path: &'a PathAndQuery,
     pub(crate) headers: &'a HeaderMap,
+    /// The client's fields as they came, written before `headers` (which then holds only what
+    /// the proxy added).
+    pub(crate) raw: Option<&'a RawFields>,
     /// Written in place of the map's field of the same name (a retry's attempt count).
     pub(crate) replace: Option<(&'a HeaderName, &'a HeaderValue)>,
     /// Written when the map has no field of that name (`x-forwarded-proto`): the encoder sees
@@ -155,7 +159,10 @@ impl RequestHead<'_> {
         let mut req = Request::new(body);
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = Uri::from(self.path.clone());
-        *req.headers_mut() = self.headers.clone();
+        *req.headers_mut() = match self.raw {
+            Some(raw) => raw.clone().into_map(self.headers.clone()),
+            None => self.headers.clone(),
+        };
         if let Some((name, value)) = self.replace {
             req.headers_mut().insert(name.clone(), value.clone());
         }
@@ -192,6 +199,17 @@ pub(crate) fn encode_request_head(
     let mut had_length = false;
     let mut had_host = false;
     let mut had_default = false;
+    if let Some(raw) = head.raw {
+        // None of the fields the loop below skips or replaces is among them (`http1::raw`).
+        out.extend_from_slice(raw.bytes());
+        if let Some(id) = raw.request_id() {
+            out.extend_from_slice(b"x-request-id: ");
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        had_host = raw.contains(&header::HOST);
+        had_default = head.default.is_some_and(|(d, _)| raw.contains(d));
+    }
     for (name, value) in head.headers {
         if name == header::CONTENT_LENGTH {
             had_length = true;

@@ -13,6 +13,7 @@ pub(crate) mod client;
 mod fields;
 pub(crate) mod framing;
 pub(crate) mod io;
+pub(crate) mod raw;
 pub(crate) mod server;
 
 pub(crate) use fields::recycle as recycle_header_map;

@@ -7,14 +7,18 @@ use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version, header};
 
 use super::block::FieldBlock;
-use super::fields::{self, INLINE_HEADERS, Span};
+use super::fields::{self, FramingFields, INLINE_HEADERS, Span};
 use super::framing::{Chunk, Framing};
+use super::raw::{self, RawFields};
 use super::{MAX_HEAD, MAX_HEADERS, WireError};
 
 /// A parsed request head and what it says about the body and the connection.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
+    /// Its header map is empty (or holds what the proxy adds) when the fields are in `raw`.
     pub(crate) request: Request<()>,
+    /// The fields as they came, when the head allowed it (see [`RawFields`]).
+    pub(crate) raw: Option<RawFields>,
     pub(crate) framing: Framing,
     /// The client lets the connection carry another request after this one.
     pub(crate) keep_alive: bool,
@@ -85,12 +89,23 @@ fn build(
     spare: &mut Option<HeaderMap>,
 ) -> Result<Option<RequestHead>, WireError> {
     let Some(s) = scanned else { return Ok(None) };
-    let head = buf.split_to(s.len).freeze();
+    let head = buf.split_to(s.len);
     let method = Method::from_bytes(&head[s.method.0 as usize..s.method.1 as usize])
         .map_err(|_| WireError::Head("invalid method"))?;
+    let spans = &spans[..s.count];
+    let (head, raw) = match raw::request_fields(head, spans) {
+        Ok(raw) => (raw.head.clone(), Some(raw)),
+        Err(head) => (head.freeze(), None),
+    };
     let uri = Uri::from_maybe_shared(head.slice(s.target.0 as usize..s.target.1 as usize))
         .map_err(|_| WireError::Head("invalid request target"))?;
-    let (headers, f) = fields::header_map(&head, &spans[..s.count], spare)?;
+    let (headers, f) = match raw {
+        // No field the framing depends on: those take the map path. The map is for what the
+        // proxy may add, nearly never used: one that allocates nothing, and the spare stays
+        // for a later head that needs one.
+        Some(_) => (HeaderMap::new(), FramingFields::default()),
+        None => fields::header_map(&head, spans, spare)?,
+    };
     let framing = if f.transfer_encoding {
         // RFC 9112 §6.1: a request whose last coding is not chunked cannot be delimited, and one
         // with Content-Length too may be a smuggling attempt; Envoy refuses both.
@@ -118,6 +133,7 @@ fn build(
     *request.headers_mut() = headers;
     Ok(Some(RequestHead {
         request,
+        raw,
         keep_alive: f.persistent(s.version),
         expect_continue: f.expect_continue && s.version == 1 && !framing.is_end(),
         framing,

@@ -260,6 +260,7 @@ fn encoded_with(
         method: &parts.method,
         path: &path,
         headers: &parts.headers,
+        raw: None,
         replace,
         default: None,
         block: false,
@@ -330,6 +331,7 @@ fn a_retry_replaces_the_attempt_count_of_the_borrowed_head() {
         method: &template.method,
         path: &path,
         headers: &template.headers,
+        raw: None,
         replace: Some((&name, &two)),
         default: None,
         block: false,
@@ -363,6 +365,7 @@ fn a_default_field_is_written_only_when_the_head_has_none_of_that_name() {
             method: &template.method,
             path: &path,
             headers: &template.headers,
+            raw: None,
             replace: None,
             default: Some((&name, &http)),
             block: false,
@@ -540,7 +543,8 @@ fn ambiguous_or_oversized_request_heads_are_refused() {
     // More fields than fit on the stack, fewer than the limit: parsed on the second try.
     let fifty = format!("GET / HTTP/1.1\r\n{}\r\n", "x-a: 1\r\n".repeat(50));
     let h = request_head(fifty.as_bytes()).unwrap().unwrap();
-    assert_eq!(h.request.headers().get_all("x-a").iter().count(), 50);
+    let fields = h.raw.expect("plain fields").into_map(HeaderMap::new());
+    assert_eq!(fields.get_all("x-a").iter().count(), 50);
 }
 
 fn facts(status: u16) -> ResponseFacts {
@@ -700,7 +704,8 @@ fn a_spare_map_is_emptied_grown_and_filled_with_the_new_head_only() {
     old.insert("x-old", HeaderValue::from_static("1"));
     old.insert("content-type", HeaderValue::from_static("text/plain"));
     let mut spare = Some(old);
-    let mut raw = String::from("GET / HTTP/1.1\r\nHost: svc\r\n");
+    // `Connection` takes the head to the map (see `http1::raw`).
+    let mut raw = String::from("GET / HTTP/1.1\r\nHost: svc\r\nConnection: keep-alive\r\n");
     for i in 0..40 {
         raw.push_str(&format!("x-field-{i}: v{i}\r\n"));
     }
@@ -710,8 +715,8 @@ fn a_spare_map_is_emptied_grown_and_filled_with_the_new_head_only() {
         .unwrap();
     assert!(spare.is_none(), "the spare map was used");
     let headers = h.request.headers();
-    assert_eq!(headers.len(), 41);
+    assert_eq!(headers.len(), 42);
     assert!(!headers.contains_key("x-old") && !headers.contains_key("content-type"));
     assert_eq!(headers["x-field-39"], "v39");
-    assert!(headers.capacity() >= 41 + 8, "room for the proxy's additions");
+    assert!(headers.capacity() >= 42 + 8, "room for the proxy's additions");
 }

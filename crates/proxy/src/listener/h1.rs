@@ -82,6 +82,7 @@ pub(super) async fn serve(
         };
         let RequestHead {
             mut request,
+            raw,
             framing,
             keep_alive,
             expect_continue,
@@ -111,7 +112,7 @@ pub(super) async fn serve(
         // would copy it once more per request.
         let mut exchange = std::pin::pin!(async {
             let (resp, stamp) =
-                pipeline::handle(inner.clone(), conn.clone(), request.map(|()| body), true).await;
+                pipeline::handle(inner.clone(), conn.clone(), request.map(|()| body), raw, true).await;
             let keep_alive = keep_alive && !*draining.borrow();
             let facts = Facts {
                 head_request,

@@ -304,6 +304,7 @@ mod tests {
             method: &parts.method,
             path: &path,
             headers: &parts.headers,
+            raw: None,
             replace: None,
             default: None,
             block: false,
