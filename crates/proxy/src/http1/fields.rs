@@ -67,7 +67,24 @@ pub(super) fn header_map(
     spans: &[Span],
     spare: &mut Option<HeaderMap>,
 ) -> Result<(HeaderMap, FramingFields), WireError> {
-    let mut headers = reused_map(spare, spans.len());
+    let room = spans.len() + ROOM_TO_ADD;
+    let reused = spare
+        .take()
+        .map(|mut map| {
+            map.clear();
+            map
+        })
+        .or_else(recycled);
+    let mut headers = match reused {
+        Some(mut map) => {
+            // Grows only for a head with more fields than the map was made for.
+            map.reserve(room);
+            map
+        }
+        // Room for a typical request's fields too, so that a response's map can be reused
+        // for the next request on the connection.
+        None => HeaderMap::with_capacity(room.max(MIN_MAP)),
+    };
     let mut fields = FramingFields::default();
     for &(ns, ne, vs, ve) in spans {
         let name = field_name(&head[ns as usize..ne as usize])?;
@@ -77,29 +94,6 @@ pub(super) fn header_map(
         headers.append(name, value);
     }
     Ok((headers, fields))
-}
-
-/// An empty header map with room for `fields` and the proxy's additions: `spare` (emptied),
-/// else one recycled on this thread, else a new one.
-fn reused_map(spare: &mut Option<HeaderMap>, fields: usize) -> HeaderMap {
-    let room = fields + ROOM_TO_ADD;
-    let reused = spare
-        .take()
-        .map(|mut map| {
-            map.clear();
-            map
-        })
-        .or_else(recycled);
-    match reused {
-        Some(mut map) => {
-            // Grows only for a head with more fields than the map was made for.
-            map.reserve(room);
-            map
-        }
-        // Room for a typical request's fields too, so that a response's map can be reused
-        // for the next request on the connection.
-        None => HeaderMap::with_capacity(room.max(MIN_MAP)),
-    }
 }
 
 /// The capacity for a new map of `fields` fields and the proxy's additions.
