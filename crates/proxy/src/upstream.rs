@@ -43,7 +43,7 @@ enum TryError {
 struct Template {
     method: Method,
     path: PathAndQuery,
-    /// The request's fields; with `raw`, only what the proxy added (a request id).
+    /// The request's fields; empty with `raw` (the proxy's request id rides in `raw` too).
     headers: HeaderMap,
     /// The client's fields as they came, when nothing on the route edits them.
     raw: Option<RawFields>,

@@ -140,8 +140,8 @@ pub(crate) struct RequestHead<'a> {
     /// Origin-form target.
     pub(crate) path: &'a PathAndQuery,
     pub(crate) headers: &'a HeaderMap,
-    /// The client's fields as they came, written before `headers` (which then holds only what
-    /// the proxy added).
+    /// The client's fields as they came (and the proxy's request id), written before
+    /// `headers`, which is then empty.
     pub(crate) raw: Option<&'a RawFields>,
     /// Written in place of the map's field of the same name (a retry's attempt count).
     pub(crate) replace: Option<(&'a HeaderName, &'a HeaderValue)>,

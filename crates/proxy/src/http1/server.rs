@@ -15,7 +15,7 @@ use super::{MAX_HEAD, MAX_HEADERS, WireError};
 /// A parsed request head and what it says about the body and the connection.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
-    /// Its header map is empty (or holds what the proxy adds) when the fields are in `raw`.
+    /// Its header map is empty when the fields are in `raw`.
     pub(crate) request: Request<()>,
     /// The fields as they came, when the head allowed it (see [`RawFields`]).
     pub(crate) raw: Option<RawFields>,
