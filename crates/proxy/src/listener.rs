@@ -1,6 +1,6 @@
 //! Accept loops: one per bound socket, serving HTTP/1.1 ([`h1`], our own) and h2c with prior
-//! knowledge (hyper's), both with keep-alive, and both behind mTLS ([`secure`], hyper's) on
-//! listeners that have it.
+//! knowledge (hyper's), both with keep-alive, and both behind mTLS ([`secure`]) on listeners
+//! that have it (HTTP/1.1 over TLS is our own codec too; h2 over TLS is hyper's).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::Inner;
 use crate::http1::io::Inbound;
+use crate::http1::wire::Wire;
 use crate::pipeline::{self, ConnInfo};
 use crate::snapshot::ListenerKey;
 use crate::tls::{self, ServerTls};
@@ -97,10 +98,12 @@ async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut inbound = Inbound::new();
+    let wire = Wire::Plain(stream);
     if let Some(tls) = listener_tls(&inner, &conn) {
-        if !read_more(&stream, &mut inbound, &mut shutdown).await {
+        if !read_more(&wire, &mut inbound, &mut shutdown).await {
             return;
         }
+        let Some(stream) = wire.into_plain() else { return };
         if inbound.buf.first() == Some(&tls::HANDSHAKE_RECORD) {
             let io = rewind::Rewind {
                 prefix: inbound.buf.freeze(),
@@ -115,16 +118,29 @@ async fn serve(
             let _ = stream.set_zero_linger();
             return;
         }
+        return plain(inner, conn, Wire::Plain(stream), inbound, shutdown).await;
     }
+    plain(inner, conn, wire, inbound, shutdown).await;
+}
+
+/// Serves a plaintext connection: HTTP/1.1 unless its first bytes are the h2c preface.
+async fn plain(
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    wire: Wire,
+    mut inbound: Inbound,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // Usually one read: an HTTP/1.1 request's first byte already differs from the preface's.
     while inbound.buf.len() < PREFACE.len() && PREFACE.starts_with(&inbound.buf) {
-        if !read_more(&stream, &mut inbound, &mut shutdown).await {
+        if !read_more(&wire, &mut inbound, &mut shutdown).await {
             return;
         }
     }
     if !inbound.buf.starts_with(PREFACE) {
-        return h1::serve(inner, conn, stream, inbound, shutdown).await;
+        return h1::serve(inner, conn, wire, inbound, shutdown).await;
     }
+    let Some(stream) = wire.into_plain() else { return };
     let remote = conn.remote;
     let io = rewind::Rewind {
         prefix: inbound.buf.freeze(),
@@ -162,7 +178,7 @@ where
 }
 
 /// Reads what the socket has into `inbound`; false on end of stream, error or shutdown.
-async fn read_more(stream: &TcpStream, inbound: &mut Inbound, shutdown: &mut watch::Receiver<bool>) -> bool {
+async fn read_more(stream: &Wire, inbound: &mut Inbound, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
         // Polled in order: no random number per poll.
         biased;

@@ -26,10 +26,8 @@ use crate::listener::ReqBody;
 use tokio::net::TcpStream;
 
 mod h1;
-mod secure;
 
 use h1::{Checkin, H1Pool};
-use secure::{SecureBody, SecurePool};
 
 use crate::tls::ClientTls;
 
@@ -49,7 +47,6 @@ pub(crate) struct UpstreamBody(Source);
 enum Source {
     H1(Checkin),
     Hyper(Incoming),
-    Secure(SecureBody),
 }
 
 impl UpstreamBody {
@@ -66,7 +63,7 @@ impl UpstreamBody {
     pub(crate) fn block(&self) -> Option<&FieldBlock> {
         match &self.0 {
             Source::H1(conn) => conn.block(),
-            Source::Hyper(_) | Source::Secure(_) => None,
+            Source::Hyper(_) => None,
         }
     }
 
@@ -74,7 +71,7 @@ impl UpstreamBody {
     pub(crate) fn take_block(&mut self) -> Option<FieldBlock> {
         match &mut self.0 {
             Source::H1(conn) => conn.take_block(),
-            Source::Hyper(_) | Source::Secure(_) => None,
+            Source::Hyper(_) => None,
         }
     }
 }
@@ -90,7 +87,6 @@ impl Body for UpstreamBody {
         match &mut self.get_mut().0 {
             Source::H1(conn) => conn.poll_frame(cx).map_err(Into::into),
             Source::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            Source::Secure(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
@@ -98,7 +94,6 @@ impl Body for UpstreamBody {
         match &self.0 {
             Source::H1(conn) => conn.is_end_stream(),
             Source::Hyper(body) => body.is_end_stream(),
-            Source::Secure(body) => body.is_end_stream(),
         }
     }
 
@@ -106,7 +101,6 @@ impl Body for UpstreamBody {
         match &self.0 {
             Source::H1(conn) => conn.size_hint(),
             Source::Hyper(body) => body.size_hint(),
-            Source::Secure(body) => body.size_hint(),
         }
     }
 }
@@ -170,11 +164,9 @@ impl PoolKey {
             });
         }
         if let Some(tls) = tls {
-            return Upstream::Secure(Arc::new(SecurePool::new(
-                tls,
-                self.connect_timeout,
-                self.keep_alive,
-            )));
+            return Upstream::Secure(Arc::new(
+                H1Pool::new(self.connect_timeout, self.idle_timeout, self.keep_alive).with_tls(tls),
+            ));
         }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(self.connect_timeout));
@@ -210,8 +202,8 @@ pub(crate) enum Upstream {
     },
     /// h2c or h2 over TLS, one multiplexed connection per endpoint.
     H2(H2Pool),
-    /// HTTP/1.1 over TLS.
-    Secure(Arc<SecurePool>),
+    /// HTTP/1.1 over TLS to endpoint addresses (no passthrough).
+    Secure(Arc<H1Pool>),
 }
 
 /// One shared h2c connection per endpoint address.
@@ -241,7 +233,9 @@ impl Upstream {
                 pool.sweep();
             }
             Upstream::H2(pool) => pool.sweep(),
-            Upstream::Secure(pool) => pool.sweep(),
+            Upstream::Secure(pool) => {
+                pool.sweep();
+            }
         }
     }
 
@@ -251,7 +245,7 @@ impl Upstream {
         match self {
             Upstream::H1 { pool, .. } => pool.idle_total(),
             Upstream::H2(pool) => pool.conns.lock().map_or(0, |c| c.len()),
-            Upstream::Secure(_) => 0,
+            Upstream::Secure(pool) => pool.idle_total(),
         }
     }
 
@@ -271,7 +265,9 @@ impl Upstream {
         };
         match self {
             // Written straight from the borrowed head: no copy of the request.
-            Upstream::H1 { pool, .. } => pool.send(addr, head, endpoint.as_str(), body).await,
+            Upstream::H1 { pool, .. } | Upstream::Secure(pool) => {
+                pool.send(addr, head, endpoint.as_str(), body).await
+            }
             Upstream::H2(pool) => {
                 let mut req = head.to_request(body);
                 // Envoy turns Host into :authority toward HTTP/2 upstreams.
@@ -285,10 +281,6 @@ impl Upstream {
                 // Boxed for the same reason: the common case is HTTP/1.1.
                 let resp = Box::pin(pool.send(addr, req)).await?;
                 Ok(resp.map(UpstreamBody::hyper))
-            }
-            Upstream::Secure(pool) => {
-                let resp = Box::pin(pool.send(addr, head.to_request(body), endpoint.as_str())).await?;
-                Ok(resp.map(|b| UpstreamBody(Source::Secure(b))))
             }
         }
     }

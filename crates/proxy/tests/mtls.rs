@@ -338,3 +338,98 @@ async fn a_client_that_offers_no_alpn_is_served_by_what_it_sends() {
     assert_eq!(resp.status(), 200);
     assert_eq!(backend.hits(), 2);
 }
+
+/// Sends `head` and `body` on `client` and returns the backend's echo of the request body.
+async fn echoed_body(client: &mut TcpStream, buf: &mut Vec<u8>, head: &str, body: &[u8]) -> Vec<u8> {
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(body).await.unwrap();
+    let r = read_response(client, buf, false).await;
+    assert!(r.status.starts_with("http/1.1 200"), "{}", r.head);
+    r.json()["body"].as_str().unwrap_or_default().as_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn large_bodies_cross_the_tls_hop_both_ways_and_the_connection_is_kept() {
+    let pki = Pki::new();
+    let backend = Backend::start("v1").await;
+    let (_server, server_addr) = start(server_sidecar(&pki, PeerMode::Strict, &backend)).await;
+    let (relay, carried) = counting_relay(server_addr).await;
+    let tls = pki.cluster("productpage", "mesh", &[REVIEWS]);
+    let (_client, client_addr) = start(client_sidecar(relay, tls, UpstreamProtocol::Http1)).await;
+    // Larger than rustls's 64 KiB send buffer and many TLS records long, in both directions
+    // (the backend echoes it inside its JSON answer).
+    let body: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut client = TcpStream::connect(client_addr).await.unwrap();
+    let mut buf = Vec::new();
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: reviews\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    assert!(echoed_body(&mut client, &mut buf, &head, &body).await == body);
+    // Chunked, in pieces of different sizes.
+    let mut chunked = Vec::new();
+    for piece in body.chunks(70_001) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let head = "POST /upload HTTP/1.1\r\nHost: reviews\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert!(echoed_body(&mut client, &mut buf, head, &chunked).await == body);
+    // And a small one after them, on the same TLS connection.
+    let head = "POST /upload HTTP/1.1\r\nHost: reviews\r\nContent-Length: 4\r\n\r\n";
+    assert_eq!(echoed_body(&mut client, &mut buf, head, b"ping").await, b"ping");
+    assert_eq!(carried.load(Ordering::SeqCst), 1);
+    assert_eq!(backend.hits(), 3);
+}
+
+/// A TCP relay to `to` whose connections can all be cut at once (both sides closed).
+async fn cutting_relay(
+    to: SocketAddr,
+) -> (
+    SocketAddr,
+    Arc<AtomicUsize>,
+    Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+) {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let tasks = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, t) = (count.clone(), tasks.clone());
+    tokio::spawn(async move {
+        while let Ok((mut down, _)) = socket.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            t.lock().unwrap().push(tokio::spawn(async move {
+                if let Ok(mut up) = TcpStream::connect(to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                }
+            }));
+        }
+    });
+    (addr, count, tasks)
+}
+
+#[tokio::test]
+async fn a_pooled_tls_connection_the_server_closed_is_not_used_again() {
+    let pki = Pki::new();
+    let backend = Backend::start("v1").await;
+    let (_server, server_addr) = start(server_sidecar(&pki, PeerMode::Strict, &backend)).await;
+    let (relay, carried, tasks) = cutting_relay(server_addr).await;
+    let tls = pki.cluster("productpage", "mesh", &[REVIEWS]);
+    let (_client, client_addr) = start(client_sidecar(relay, tls, UpstreamProtocol::Http1)).await;
+    for _ in 0..2 {
+        let r = send(Proto::H1, client_addr, "GET", "reviews", "/reviews/1", &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(carried.load(Ordering::SeqCst), 1);
+    // The server side goes away while the connection is idle in the client sidecar's pool
+    // (after the session tickets TLS 1.3 servers send, which are not a close).
+    let cut: Vec<_> = tasks.lock().unwrap().drain(..).collect();
+    for task in cut {
+        task.abort();
+        let _ = task.await;
+    }
+    let r = send(Proto::H1, client_addr, "GET", "reviews", "/reviews/1", &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(carried.load(Ordering::SeqCst), 2);
+}

@@ -15,6 +15,7 @@ pub(crate) mod framing;
 pub(crate) mod io;
 pub(crate) mod raw;
 pub(crate) mod server;
+pub(crate) mod wire;
 
 pub(crate) use fields::recycle as recycle_header_map;
 

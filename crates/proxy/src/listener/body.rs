@@ -7,9 +7,9 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use tokio::net::TcpStream;
 
 use crate::http1::io::Inbound;
+use crate::http1::wire::Wire;
 use crate::pool::BoxError;
 
 /// The body of a request from downstream.
@@ -62,7 +62,7 @@ impl Body for ReqBody {
 #[derive(Debug)]
 pub(crate) struct DownBody {
     pub(super) inbound: Arc<Mutex<Inbound>>,
-    pub(super) io: Arc<TcpStream>,
+    pub(super) io: Arc<Wire>,
 }
 
 impl DownBody {

@@ -16,15 +16,15 @@ use std::task::{Context, Poll};
 
 use http::{HeaderMap, Method, Response, Version, header};
 use hyper::body::Body;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::body::{DownBody, ReqBody};
 use crate::Inner;
 use crate::http1::WireError;
 use crate::http1::framing;
-use crate::http1::io::{Inbound, closed, write_all};
+use crate::http1::io::Inbound;
 use crate::http1::server::{self, BodyFraming, RequestHead, ResponseFacts};
+use crate::http1::wire::Wire;
 use crate::pipeline::{self, ConnInfo, Stamp};
 use crate::pool::BoxError;
 use crate::reply::RespBody;
@@ -43,7 +43,7 @@ const DRAIN: u64 = 256 * 1024;
 pub(super) async fn serve(
     inner: Arc<Inner>,
     conn: Arc<ConnInfo>,
-    io: TcpStream,
+    io: Wire,
     mut inbound: Inbound,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -91,7 +91,7 @@ pub(super) async fn serve(
             // As Envoy does by default: the proxy itself tells the client to go on, and the
             // upstream never sees the expectation.
             request.headers_mut().remove(header::EXPECT);
-            if write_all(&io, b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+            if io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
                 return;
             }
         }
@@ -128,7 +128,7 @@ pub(super) async fn serve(
                 // Polled in order: no random number per poll.
                 biased;
                 kept = &mut exchange => kept,
-                () = closed(&io) => return,
+                () = io.closed() => return,
             }
         } else {
             exchange.await
@@ -149,7 +149,7 @@ pub(super) async fn serve(
 }
 
 /// Answers a request head that cannot be parsed, and ends the connection (as hyper did).
-async fn reject(io: &TcpStream, e: &WireError) {
+async fn reject(io: &Wire, e: &WireError) {
     let reply: &[u8] = match e {
         WireError::TooLarge(_) => {
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -157,12 +157,12 @@ async fn reject(io: &TcpStream, e: &WireError) {
         _ => b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
     };
     tracing::debug!(error = %e, "bad request head");
-    let _ = write_all(io, reply).await;
+    let _ = io.write_all(reply).await;
 }
 
 /// Reads and drops the rest of a request body nobody read (a 404 to a POST, say), up to
 /// [`DRAIN`] bytes. False: the connection has to close.
-async fn drain(io: &TcpStream, inbound: &mut Inbound) -> bool {
+async fn drain(io: &Wire, inbound: &mut Inbound) -> bool {
     let mut dropped = 0u64;
     loop {
         match poll_fn(|cx| inbound.poll_body(io, cx)).await {
@@ -191,7 +191,7 @@ struct Facts {
 /// Writes the response, with the proxy's own fields (`stamp`); `Ok(true)` when the connection
 /// can carry another request.
 async fn write_response(
-    io: &TcpStream,
+    io: &Wire,
     resp: Response<RespBody>,
     stamp: &Stamp,
     facts: Facts,
@@ -220,7 +220,7 @@ async fn write_response(
         *spare = Some(headers);
     }
     if framing == BodyFraming::None {
-        write_all(io, wbuf).await?;
+        io.write_all(wbuf).await?;
         return Ok(keep);
     }
     let mut out = Outgoing {
@@ -252,7 +252,7 @@ async fn write_response(
                 keep = false;
             }
         }
-        write_all(io, wbuf).await?;
+        io.write_all(wbuf).await?;
         wbuf.clear();
         if ended {
             return Ok(keep);

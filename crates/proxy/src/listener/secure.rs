@@ -1,7 +1,6 @@
 //! Connections that start with a TLS handshake: mTLS (the client's certificate must chain to the
-//! listener's CA), then HTTP/1.1 or HTTP/2 as ALPN agreed, both served by hyper. The plaintext
-//! paths keep our own HTTP/1.1 codec; this one trades a few microseconds of hyper for not having
-//! a second codec over a TLS stream.
+//! listener's CA), then HTTP/1.1 or HTTP/2 as ALPN agreed. HTTP/1.1 is served by our own codec
+//! over the TLS connection ([`Wire`]); HTTP/2, and a client that offered no ALPN, by hyper.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,8 @@ use tokio::sync::watch;
 use super::ReqBody;
 use super::rewind::Rewind;
 use crate::Inner;
+use crate::http1::io::Inbound;
+use crate::http1::wire::Wire;
 use crate::pipeline::{self, ConnInfo};
 use crate::tls::ServerTls;
 
@@ -53,6 +54,14 @@ pub(super) async fn serve(
         remote: conn.remote,
         tls: true,
     });
+    // HTTP/1.1, as ALPN agreed, goes to our own codec over the TLS connection. Bytes read
+    // before the handshake are all handshake (a client sends nothing else before the server's
+    // answer); should any be left, hyper serves the connection as before.
+    if alpn.as_deref() == Some(b"http/1.1") && stream.get_ref().0.prefix.is_empty() {
+        let (rewind, tls) = stream.into_inner();
+        let wire = Wire::tls(rewind.io, tls);
+        return super::h1::serve(inner, conn, wire, Inbound::new(), shutdown).await;
+    }
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         pipeline::serve(inner.clone(), conn.clone(), req.map(ReqBody::Hyper))
     });

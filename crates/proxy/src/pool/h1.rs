@@ -12,6 +12,9 @@
 //! until the body ends. A connection goes back to its idle list only when its body was read to
 //! the end, the request was written whole and the server keeps it open; one that a request
 //! abandons (downstream gone, timeout, retry) is dropped, which closes it.
+//!
+//! A pool with TLS settings makes its connections TLS ones ([`crate::http1::wire`]): the codec
+//! and the pool are the same, hyper's client connection is not needed there either.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,7 +29,9 @@ use hyper::body::{Frame, SizeHint};
 use super::{SendError, UpBody, UpstreamBody};
 use crate::http1::block::FieldBlock;
 use crate::http1::client::RequestHead;
+use crate::http1::wire::Wire;
 use crate::stats::FxBuildHasher;
+use crate::tls::ClientTls;
 
 mod conn;
 
@@ -42,6 +47,8 @@ pub(crate) struct H1Pool {
     idle_timeout: Duration,
     /// Istio `maxRequestsPerConnection: 1`: one request per connection, nothing kept.
     keep_alive: bool,
+    /// TLS (mTLS) toward the endpoints, for every connection.
+    tls: Option<ClientTls>,
     idle: Mutex<HashMap<SocketAddr, IdleList, FxBuildHasher>>,
 }
 
@@ -51,6 +58,7 @@ impl std::fmt::Debug for H1Pool {
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("keep_alive", &self.keep_alive)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -144,7 +152,16 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             keep_alive,
+            tls: None,
             idle: Mutex::new(HashMap::default()),
+        }
+    }
+
+    /// The pool with TLS toward its endpoints.
+    pub(crate) fn with_tls(self, tls: ClientTls) -> Self {
+        H1Pool {
+            tls: Some(tls),
+            ..self
         }
     }
 
@@ -215,7 +232,14 @@ impl H1Pool {
     async fn connect(&self, addr: SocketAddr) -> Result<Box<Conn>, SendError> {
         let connect = async {
             let stream = super::connect_tcp(addr).await?;
-            Ok(Box::new(Conn::new(stream)))
+            let wire = match &self.tls {
+                None => Wire::Plain(stream),
+                Some(tls) => {
+                    let (tcp, tls) = tls.handshake(addr, stream).await?.into_inner();
+                    Wire::tls(tcp, tls)
+                }
+            };
+            Ok(Box::new(Conn::new(wire)))
         };
         tokio::time::timeout(self.connect_timeout, connect)
             .await

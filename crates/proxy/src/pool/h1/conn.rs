@@ -10,14 +10,13 @@ use bytes::{Buf, Bytes};
 use http::{Method, Response};
 use http_body_util::Either;
 use hyper::body::{Body, Frame};
-use tokio::io::AsyncWrite;
-use tokio::net::TcpStream;
 
 use crate::http1::WireError;
 use crate::http1::block::FieldBlock;
 use crate::http1::client::{self, RequestHead};
 use crate::http1::framing::{self, Framing};
-use crate::http1::io::{self, Inbound};
+use crate::http1::io::Inbound;
+use crate::http1::wire::Wire;
 use crate::listener::ReqBody;
 use crate::pool::UpBody;
 
@@ -38,7 +37,7 @@ struct Sending {
 
 /// An upstream HTTP/1.1 connection.
 pub(super) struct Conn {
-    io: TcpStream,
+    io: Wire,
     /// What was read and not consumed, and the framing of the response body being read; kept
     /// across responses.
     inbound: Inbound,
@@ -52,7 +51,7 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) fn new(io: TcpStream) -> Self {
+    pub(super) fn new(io: Wire) -> Self {
         Conn {
             io,
             inbound: Inbound::new(),
@@ -70,14 +69,11 @@ impl Conn {
         if !self.reusable() {
             return false;
         }
-        let mut probe = [0u8; 1];
-        match self.io.try_read(&mut probe) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
-            _ => {
-                self.broken = true;
-                false
-            }
+        if self.io.idle_is_open() {
+            return true;
         }
+        self.broken = true;
+        false
     }
 
     /// True when the response was read to its end, the request was written whole, and the
@@ -126,7 +122,7 @@ impl Conn {
         };
         self.inbound.framing = Framing::Done;
         self.broken = true; // until the response head is in
-        io::write_all(&self.io, &self.wbuf).await?;
+        self.io.write_all(&self.wbuf).await?;
         let response = poll_fn(|cx| self.poll_head(cx, head.method, head.block)).await?;
         self.broken = false;
         Ok(response)
@@ -193,12 +189,14 @@ impl Conn {
         };
         loop {
             while !s.out.is_empty() {
-                let n = ready!(Pin::new(&mut *io).poll_write(cx, &s.out))?;
+                let n = ready!(io.poll_write(cx, &s.out))?;
                 if n == 0 {
                     return Poll::Ready(Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into()));
                 }
                 s.out.advance(n);
             }
+            // Over TLS, what was written may still sit encrypted in rustls's buffer.
+            ready!(io.poll_flush(cx))?;
             let Some(body) = &mut s.body else {
                 *sending = None;
                 return Poll::Ready(Ok(()));
