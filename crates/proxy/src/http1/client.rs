@@ -200,8 +200,9 @@ pub(crate) fn encode_request_head(
     let mut had_host = false;
     let mut had_default = false;
     if let Some(raw) = head.raw {
-        // None of the fields the loop below skips or replaces is among them (`http1::raw`).
-        out.extend_from_slice(raw.bytes());
+        // None of the fields the loop below skips is among them, and the one it replaces is
+        // left out (`http1::raw`).
+        raw.write_upstream(head.replace.map(|(r, _)| r), out);
         if let Some(id) = raw.request_id() {
             out.extend_from_slice(b"x-request-id: ");
             out.extend_from_slice(id.as_bytes());

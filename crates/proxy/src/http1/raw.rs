@@ -10,7 +10,7 @@
 //!
 //! Anything unusual gets the map as before: a field not written as `name: value` on its own CRLF
 //! line; a field the proxy cuts, replaces or frames by (hop-by-hop fields, `Content-Length`,
-//! `Expect`, `x-envoy-attempt-count`, `x-envoy-upstream-rq-timeout-ms`); and, later, a route
+//! `Expect`, `x-envoy-upstream-rq-timeout-ms`, a repeated `x-envoy-attempt-count`); and, later, a route
 //! that edits, rewrites or reads more than its matches ([`RawFields::into_map`]). This is a fast
 //! path, not a second parser: `httparse` checked every name and value already.
 
@@ -37,6 +37,10 @@ pub(crate) struct RawFields {
     pub(crate) has_request_id: bool,
     /// The client sent `x-forwarded-proto` (the proxy adds one otherwise).
     pub(crate) has_forwarded_proto: bool,
+    /// The line of the client's `x-envoy-attempt-count` (a sidecar's request to another always
+    /// has one), which the proxy replaces with its own: left out when the fields are written
+    /// upstream.
+    attempt_count: Option<(u32, u32)>,
     /// The `x-request-id` the proxy made for a request that came without one: a field after
     /// the client's. Kept here rather than in the request's map, which then stays empty, so a
     /// lookup never hashes a name.
@@ -54,6 +58,7 @@ enum Kind {
     Host,
     RequestId,
     ForwardedProto,
+    AttemptCount,
     Other,
 }
 
@@ -74,7 +79,7 @@ fn kind(name: &[u8]) -> Kind {
         17 if is("x-forwarded-proto") => Kind::ForwardedProto,
         18 if is("proxy-authenticate") => Kind::Special,
         19 if is("proxy-authorization") => Kind::Special,
-        21 if is("x-envoy-attempt-count") => Kind::Special,
+        21 if is("x-envoy-attempt-count") => Kind::AttemptCount,
         30 if is("x-envoy-upstream-rq-timeout-ms") => Kind::Special,
         _ => Kind::Other,
     }
@@ -92,6 +97,7 @@ pub(super) fn request_fields(head: BytesMut, spans: &[Span]) -> Result<RawFields
     let mut at = start;
     let mut host = None;
     let (mut has_request_id, mut has_forwarded_proto) = (false, false);
+    let mut attempt_count = None;
     let mut lines = [0u16; LINES];
     for (i, &(ns, ne, vs, ve)) in spans.iter().enumerate() {
         if let Some(line) = lines.get_mut(i) {
@@ -113,6 +119,9 @@ pub(super) fn request_fields(head: BytesMut, spans: &[Span]) -> Result<RawFields
             Kind::Host => host = host.or(Some((vs as u32, ve as u32))),
             Kind::RequestId => has_request_id = true,
             Kind::ForwardedProto => has_forwarded_proto = true,
+            // One line is cut out when written; more than one is left to the map.
+            Kind::AttemptCount if attempt_count.is_some() => return Err(head),
+            Kind::AttemptCount => attempt_count = Some((ns as u32, at as u32)),
             Kind::Other => {}
         }
         // Harmless if a later field sends the head to the map: its names are parsed into
@@ -133,6 +142,7 @@ pub(super) fn request_fields(head: BytesMut, spans: &[Span]) -> Result<RawFields
         host,
         has_request_id,
         has_forwarded_proto,
+        attempt_count,
         request_id: None,
     })
 }
@@ -150,6 +160,18 @@ impl RawFields {
     /// The field lines, `name: value\r\n` each, names lowercase.
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.head[self.start as usize..self.end as usize]
+    }
+
+    /// Appends the field lines to `out` for the upstream, without the client's
+    /// `x-envoy-attempt-count` when `replaced` is that name (the encoder writes the proxy's).
+    pub(crate) fn write_upstream(&self, replaced: Option<&HeaderName>, out: &mut Vec<u8>) {
+        match self.attempt_count {
+            Some((s, e)) if replaced.is_some_and(|r| r.as_str() == "x-envoy-attempt-count") => {
+                out.extend_from_slice(&self.head[self.start as usize..s as usize]);
+                out.extend_from_slice(&self.head[e as usize..self.end as usize]);
+            }
+            _ => out.extend_from_slice(self.bytes()),
+        }
     }
 
     /// Every field as (lowercase name, value), in the order they came.

@@ -56,6 +56,20 @@ fn plain_fields_are_kept_lowercased_and_looked_up_by_scan() {
 }
 
 #[test]
+fn a_sidecars_attempt_count_stays_raw_and_is_replaced_upstream() {
+    let (raw, map) = parse(b"GET / HTTP/1.1\r\nhost: a\r\nX-Envoy-Attempt-Count: 3\r\nx-b: c\r\n\r\n");
+    let raw = raw.expect("one attempt count keeps the raw fields");
+    assert!(map.is_empty());
+    // Matches see what the client sent; the upstream gets the proxy's count instead.
+    let attempt = HeaderName::from_static("x-envoy-attempt-count");
+    assert_eq!(raw.get_all(&attempt).collect::<Vec<_>>(), [&b"3"[..]]);
+    assert_eq!(
+        String::from_utf8_lossy(&encode(Some(&raw), &HeaderMap::new())),
+        "GET /p HTTP/1.1\r\nhost: a\r\nx-b: c\r\nx-envoy-attempt-count: 1\r\nx-forwarded-proto: http\r\n\r\n"
+    );
+}
+
+#[test]
 fn fields_the_proxy_handles_and_unusual_layouts_take_the_map() {
     for head in [
         &b"GET / HTTP/1.1\r\nhost: a\r\nConnection: keep-alive\r\n\r\n"[..],
@@ -65,7 +79,7 @@ fn fields_the_proxy_handles_and_unusual_layouts_take_the_map() {
         b"GET / HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost: a\r\nkeep-alive: 5\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost: a\r\nproxy-authorization: x\r\n\r\n",
-        b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 3\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 3\r\nx-envoy-attempt-count: 4\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-upstream-rq-timeout-ms: 10\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost:a\r\n\r\n",
@@ -128,6 +142,8 @@ const NAMES: &[&str] = &[
     "content-type",
     "Connection",
     "TE",
+    "x-envoy-attempt-count",
+    "X-Envoy-Attempt-Count",
 ];
 
 proptest! {
