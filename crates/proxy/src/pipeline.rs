@@ -126,11 +126,6 @@ pub(crate) async fn handle(
     h1_downstream: bool,
 ) -> (Response<RespBody>, Stamp) {
     let started = Instant::now();
-    if inner.opts.access_log {
-        // The log reads several fields by name: simpler from the map, and the log costs more
-        // than the map does.
-        into_map(&mut req, &mut raw);
-    }
     // Envoy's connection manager gives every request an id before anything else looks at it.
     match &mut raw {
         Some(r) if r.has_request_id => {}
@@ -144,23 +139,10 @@ pub(crate) async fn handle(
     normalize_uri(&mut req);
     // Boxed: only with the access log on, and a 376-byte entry inline would widen (and so copy)
     // every request's future.
-    let mut log = inner.opts.access_log.then(|| {
-        Box::new(LogEntry {
-            start: Some(SystemTime::now()),
-            method: req.method().to_string(),
-            path: req
-                .uri()
-                .path_and_query()
-                .map_or_else(|| req.uri().path().to_string(), |p| p.to_string()),
-            protocol: protocol(req.version()),
-            xff: header_str(req.headers(), "x-forwarded-for"),
-            user_agent: header_str(req.headers(), "user-agent"),
-            downstream_local: Some(conn.local),
-            downstream_remote: Some(conn.remote),
-            request_id: header_str(req.headers(), "x-request-id"),
-            ..Default::default()
-        })
-    });
+    let mut log = inner
+        .opts
+        .access_log
+        .then(|| log_entry(&req, raw.as_ref(), &conn));
     // One load per request: a config swap never tears a request in flight.
     let snap = inner.snapshot.load_full();
     let mut outcome = Outcome::default();
@@ -311,6 +293,40 @@ fn protocol(v: Version) -> &'static str {
 
 fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The access log's entry for a request, with what it reads of the request: a few fields by
+/// name, from the fields kept as they came or from the map (no map is built for the log).
+fn log_entry(req: &Request<ReqBody>, raw: Option<&RawFields>, conn: &ConnInfo) -> Box<LogEntry> {
+    let field = |name: &'static str| field_str(req, raw, name);
+    Box::new(LogEntry {
+        start: Some(SystemTime::now()),
+        method: req.method().to_string(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_string(), |p| p.to_string()),
+        protocol: protocol(req.version()),
+        xff: field("x-forwarded-for"),
+        user_agent: field("user-agent"),
+        downstream_local: Some(conn.local),
+        downstream_remote: Some(conn.remote),
+        request_id: field("x-request-id"),
+        ..Default::default()
+    })
+}
+
+/// A request field's first value as text (by `HeaderValue::to_str`'s rules), from the fields
+/// kept as they came or from the map: the access log reads a few by name and needs no map.
+fn field_str(req: &Request<ReqBody>, raw: Option<&RawFields>, name: &'static str) -> Option<String> {
+    match raw {
+        Some(raw) => raw
+            .get_all(&HeaderName::from_static(name))
+            .next()
+            .and_then(crate::http1::raw::visible)
+            .map(str::to_string),
+        None => header_str(req.headers(), name),
+    }
 }
 
 /// Authority from the URI (absolute-form from an explicit-proxy client, or HTTP/2 `:authority`),
@@ -504,6 +520,48 @@ fn request_id() -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The log reads the same fields whether the request kept them as they came or in a map.
+    #[test]
+    fn the_access_log_reads_raw_fields_as_it_reads_the_map() {
+        let conn = ConnInfo {
+            key: ListenerKey::Name("l".into()),
+            local: "127.0.0.1:80".parse().unwrap(),
+            remote: "127.0.0.1:5000".parse().unwrap(),
+            tls: false,
+        };
+        let fields =
+            "Host: a\r\nUser-Agent: curl/8\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\n";
+        let mut logged = Vec::new();
+        // Plain fields stay raw; `Connection` sends the same fields to the map.
+        for extra in ["", "Connection: keep-alive\r\n"] {
+            for id in [None, Some("abc")] {
+                let id_line = id.map(|i| format!("x-request-id: {i}\r\n")).unwrap_or_default();
+                let head = format!("GET /p?q=1 HTTP/1.1\r\n{fields}{id_line}{extra}\r\n");
+                let mut buf = bytes::BytesMut::from(head.as_bytes());
+                let parsed = crate::http1::server::parse_request_head(&mut buf, &mut None)
+                    .unwrap()
+                    .unwrap();
+                let (mut raw, mut req) = (parsed.raw, parsed.request.map(|()| ReqBody::Empty));
+                assert_eq!(raw.is_some(), extra.is_empty(), "{head}");
+                let own = HeaderValue::from_static("own-id");
+                match &mut raw {
+                    Some(r) if !r.has_request_id => r.set_request_id(own),
+                    Some(_) => {}
+                    None => {
+                        req.headers_mut().entry(REQUEST_ID).or_insert(own);
+                    }
+                }
+                let e = log_entry(&req, raw.as_ref(), &conn);
+                assert_eq!(e.user_agent.as_deref(), Some("curl/8"));
+                assert_eq!(e.xff.as_deref(), Some("10.0.0.1"));
+                assert_eq!(e.request_id.as_deref(), Some(id.unwrap_or("own-id")));
+                assert_eq!(e.path, "/p?q=1");
+                logged.push((e.user_agent, e.xff, e.request_id));
+            }
+        }
+        assert_eq!(logged[..2], logged[2..]);
+    }
 
     #[test]
     fn request_ids_are_uuid_v4() {
