@@ -343,4 +343,18 @@ async fn request_fields_go_upstream_lowercased_with_the_proxys_own_added_once() 
     assert!(head.contains("\r\nx-request-id: mine\r\n"), "{head}");
     assert_eq!(head.matches("x-forwarded-proto").count(), 1, "{head}");
     assert!(head.contains("\r\nx-forwarded-proto: https\r\n"), "{head}");
+    // A body with a plain length, from another sidecar (its attempt count): one length and
+    // one count go upstream, the proxy's. (Last: this backend reads heads only.)
+    client
+        .write_all(b"POST /c HTTP/1.1\r\nHost: reviews\r\nContent-Length: 5\r\nX-Envoy-Attempt-Count: 3\r\n\r\nhello")
+        .await
+        .unwrap();
+    let r = read_response(&mut client, &mut buf, false).await;
+    assert!(r.status.starts_with("http/1.1 200"), "{r:?}");
+    let head = seen.recv().await.unwrap();
+    assert!(head.starts_with("POST /c HTTP/1.1\r\n"), "{head}");
+    assert_eq!(head.matches("content-length").count(), 1, "{head}");
+    assert!(head.contains("\r\ncontent-length: 5\r\n"), "{head}");
+    assert_eq!(head.matches("x-envoy-attempt-count").count(), 1, "{head}");
+    assert!(head.contains("\r\nx-envoy-attempt-count: 1\r\n"), "{head}");
 }

@@ -200,9 +200,10 @@ pub(crate) fn encode_request_head(
     let mut had_host = false;
     let mut had_default = false;
     if let Some(raw) = head.raw {
-        // None of the fields the loop below skips is among them, and the one it replaces is
-        // left out (`http1::raw`).
+        // None of the fields the loop below skips is among them but `Content-Length`, which is
+        // left out as the one it replaces is (`http1::raw`).
         raw.write_upstream(head.replace.map(|(r, _)| r), out);
+        had_length = raw.content_length().is_some();
         if let Some(id) = raw.request_id() {
             out.extend_from_slice(b"x-request-id: ");
             out.extend_from_slice(id.as_bytes());

@@ -9,8 +9,9 @@
 //! few fields), and written upstream as one slice (`benches/NOTES.md`, round 12).
 //!
 //! Anything unusual gets the map as before: a field not written as `name: value` on its own CRLF
-//! line; a field the proxy cuts, replaces or frames by (hop-by-hop fields, `Content-Length`,
-//! `Expect`, `x-envoy-upstream-rq-timeout-ms`, a repeated `x-envoy-attempt-count`); and, later, a route
+//! line; a field the proxy cuts, replaces or frames by (hop-by-hop fields, `Transfer-Encoding`,
+//! `Expect`, `x-envoy-upstream-rq-timeout-ms`, a repeated `x-envoy-attempt-count` or
+//! `Content-Length`, one that is not plain digits); and, later, a route
 //! that edits, rewrites or reads more than its matches ([`RawFields::into_map`]). This is a fast
 //! path, not a second parser: `httparse` checked every name and value already.
 
@@ -41,6 +42,9 @@ pub(crate) struct RawFields {
     /// has one), which the proxy replaces with its own: left out when the fields are written
     /// upstream.
     attempt_count: Option<(u32, u32)>,
+    /// The request's one plain `Content-Length` (digits only) and its line: the framing reads
+    /// the length, and the encoder writes the length of the body it sends instead of the line.
+    length: Option<(u64, (u32, u32))>,
     /// The `x-request-id` the proxy made for a request that came without one: a field after
     /// the client's. Kept here rather than in the request's map, which then stays empty, so a
     /// lookup never hashes a name.
@@ -59,6 +63,7 @@ enum Kind {
     RequestId,
     ForwardedProto,
     AttemptCount,
+    ContentLength,
     Other,
 }
 
@@ -73,7 +78,7 @@ fn kind(name: &[u8]) -> Kind {
         7 if is("upgrade") => Kind::Special,
         10 if is("connection") || is("keep-alive") => Kind::Special,
         12 if is("x-request-id") => Kind::RequestId,
-        14 if is("content-length") => Kind::Special,
+        14 if is("content-length") => Kind::ContentLength,
         16 if is("proxy-connection") => Kind::Special,
         17 if is("transfer-encoding") => Kind::Special,
         17 if is("x-forwarded-proto") => Kind::ForwardedProto,
@@ -98,6 +103,7 @@ pub(super) fn request_fields(head: BytesMut, spans: &[Span]) -> Result<RawFields
     let mut host = None;
     let (mut has_request_id, mut has_forwarded_proto) = (false, false);
     let mut attempt_count = None;
+    let mut length = None;
     let mut lines = [0u16; LINES];
     for (i, &(ns, ne, vs, ve)) in spans.iter().enumerate() {
         if let Some(line) = lines.get_mut(i) {
@@ -122,6 +128,11 @@ pub(super) fn request_fields(head: BytesMut, spans: &[Span]) -> Result<RawFields
             // One line is cut out when written; more than one is left to the map.
             Kind::AttemptCount if attempt_count.is_some() => return Err(head),
             Kind::AttemptCount => attempt_count = Some((ns as u32, at as u32)),
+            // One length of digits; a list, a repeat or anything odd is the map's to check.
+            Kind::ContentLength => match (length, fields::parse_decimal(&head[vs..ve])) {
+                (None, Some(n)) => length = Some((n, (ns as u32, at as u32))),
+                _ => return Err(head),
+            },
             Kind::Other => {}
         }
         // Harmless if a later field sends the head to the map: its names are parsed into
@@ -143,6 +154,7 @@ pub(super) fn request_fields(head: BytesMut, spans: &[Span]) -> Result<RawFields
         has_request_id,
         has_forwarded_proto,
         attempt_count,
+        length,
         request_id: None,
     })
 }
@@ -162,16 +174,30 @@ impl RawFields {
         &self.head[self.start as usize..self.end as usize]
     }
 
-    /// Appends the field lines to `out` for the upstream, without the client's
+    /// Appends the field lines to `out` for the upstream: without `Content-Length` (the encoder
+    /// writes the length of the body it sends), and without the client's
     /// `x-envoy-attempt-count` when `replaced` is that name (the encoder writes the proxy's).
     pub(crate) fn write_upstream(&self, replaced: Option<&HeaderName>, out: &mut Vec<u8>) {
-        match self.attempt_count {
-            Some((s, e)) if replaced.is_some_and(|r| r.as_str() == "x-envoy-attempt-count") => {
-                out.extend_from_slice(&self.head[self.start as usize..s as usize]);
-                out.extend_from_slice(&self.head[e as usize..self.end as usize]);
-            }
-            _ => out.extend_from_slice(self.bytes()),
+        let attempt = self
+            .attempt_count
+            .filter(|_| replaced.is_some_and(|r| r.as_str() == "x-envoy-attempt-count"));
+        let mut cuts = [attempt, self.length.map(|(_, line)| line)];
+        if let [Some(a), Some(b)] = cuts
+            && b.0 < a.0
+        {
+            cuts.swap(0, 1);
         }
+        let mut at = self.start as usize;
+        for (s, e) in cuts.into_iter().flatten() {
+            out.extend_from_slice(&self.head[at..s as usize]);
+            at = e as usize;
+        }
+        out.extend_from_slice(&self.head[at..self.end as usize]);
+    }
+
+    /// The request's `Content-Length`, when it has one.
+    pub(crate) fn content_length(&self) -> Option<u64> {
+        self.length.map(|(n, _)| n)
     }
 
     /// Every field as (lowercase name, value), in the order they came.

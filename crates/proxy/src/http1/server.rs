@@ -99,11 +99,18 @@ fn build(
     };
     let uri = Uri::from_maybe_shared(head.slice(s.target.0 as usize..s.target.1 as usize))
         .map_err(|_| WireError::Head("invalid request target"))?;
-    let (headers, f) = match raw {
-        // No field the framing depends on: those take the map path. The map is for what the
-        // proxy may add, nearly never used: one that allocates nothing, and the spare stays
-        // for a later head that needs one.
-        Some(_) => (HeaderMap::new(), FramingFields::default()),
+    let (headers, f) = match &raw {
+        // Of the fields the framing depends on, only a plain `Content-Length` keeps the raw
+        // fields; the others take the map path. The map is for what the proxy may add, nearly
+        // never used: one that allocates nothing, and the spare stays for a later head that
+        // needs one.
+        Some(r) => (
+            HeaderMap::new(),
+            FramingFields {
+                content_length: r.content_length(),
+                ..FramingFields::default()
+            },
+        ),
         None => fields::header_map(&head, spans, spare)?,
     };
     let framing = if f.transfer_encoding {

@@ -70,10 +70,47 @@ fn a_sidecars_attempt_count_stays_raw_and_is_replaced_upstream() {
 }
 
 #[test]
+fn a_plain_content_length_stays_raw_frames_the_body_and_is_written_once() {
+    let head =
+        b"POST / HTTP/1.1\r\nX-Envoy-Attempt-Count: 2\r\nhost: a\r\nContent-Length: 5\r\nx-b: c\r\n\r\nhello";
+    let mut buf = BytesMut::from(&head[..]);
+    let parsed = parse_request_head(&mut buf, &mut None).unwrap().unwrap();
+    assert_eq!(parsed.framing, crate::http1::framing::Framing::Length(5));
+    assert_eq!(&buf[..], b"hello");
+    let raw = parsed.raw.expect("a plain length keeps the raw fields");
+    assert_eq!(raw.content_length(), Some(5));
+    // Matches see it; the upstream gets the length of the body sent (here a retry's buffered
+    // copy would say the same) and the proxy's attempt count, each once.
+    let length = HeaderName::from_static("content-length");
+    assert_eq!(raw.get_all(&length).collect::<Vec<_>>(), [&b"5"[..]]);
+    assert_eq!(
+        String::from_utf8_lossy(&encode_as(&Method::POST, Some(5), Some(&raw), &HeaderMap::new())),
+        "POST /p HTTP/1.1\r\nhost: a\r\nx-b: c\r\nx-envoy-attempt-count: 1\r\nx-forwarded-proto: http\r\ncontent-length: 5\r\n\r\n"
+    );
+    // Streamed with no known length, the body goes chunked, without the client's length.
+    assert_eq!(
+        String::from_utf8_lossy(&encode_as(&Method::POST, None, Some(&raw), &HeaderMap::new())),
+        "POST /p HTTP/1.1\r\nhost: a\r\nx-b: c\r\nx-envoy-attempt-count: 1\r\nx-forwarded-proto: http\r\ntransfer-encoding: chunked\r\n\r\n"
+    );
+    // What is not a length stays an error (the map path's check).
+    let mut bad = BytesMut::from(&b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: +1\r\n\r\nx"[..]);
+    assert!(parse_request_head(&mut bad, &mut None).is_err());
+    // A GET that says `Content-Length: 0` keeps saying it, as the map path does.
+    let (raw, map) = parse(b"GET / HTTP/1.1\r\ncontent-length: 0\r\nhost: a\r\n\r\n");
+    let raw = raw.expect("plain");
+    assert!(map.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&encode(Some(&raw), &HeaderMap::new())),
+        "GET /p HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\nx-forwarded-proto: http\r\ncontent-length: 0\r\n\r\n"
+    );
+}
+
+#[test]
 fn fields_the_proxy_handles_and_unusual_layouts_take_the_map() {
     for head in [
         &b"GET / HTTP/1.1\r\nhost: a\r\nConnection: keep-alive\r\n\r\n"[..],
-        b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 0, 0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\nContent-Length: 1\r\n\r\nx",
         b"POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost: a\r\nTE: trailers\r\n\r\n",
         b"GET / HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n\r\n",
@@ -109,12 +146,16 @@ fn fields_by_name(encoded: &[u8]) -> Vec<(String, String)> {
 }
 
 fn encode(raw: Option<&RawFields>, headers: &HeaderMap) -> Vec<u8> {
+    encode_as(&Method::GET, Some(0), raw, headers)
+}
+
+fn encode_as(method: &Method, length: Option<u64>, raw: Option<&RawFields>, headers: &HeaderMap) -> Vec<u8> {
     let proto = HeaderName::from_static("x-forwarded-proto");
     let attempt = HeaderName::from_static("x-envoy-attempt-count");
     let (http, one) = (HeaderValue::from_static("http"), HeaderValue::from_static("1"));
     let path = http::uri::PathAndQuery::from_static("/p");
     let head = RequestHead {
-        method: &Method::GET,
+        method,
         path: &path,
         headers,
         raw,
@@ -123,7 +164,7 @@ fn encode(raw: Option<&RawFields>, headers: &HeaderMap) -> Vec<u8> {
         block: false,
     };
     let mut out = Vec::new();
-    encode_request_head(head, "fallback", Some(0), &mut out);
+    encode_request_head(head, "fallback", length, &mut out);
     out
 }
 
@@ -156,7 +197,12 @@ proptest! {
             0..20,
         ),
         id in prop::option::of("[a-f0-9]{8}"),
+        length in prop::option::of((0usize..20, "[0-9]{1,6}")),
     ) {
+        let mut fields = fields;
+        if let Some((at, n)) = length {
+            fields.insert(at.min(fields.len()), ("Content-Length", n));
+        }
         let mut head = b"GET /p HTTP/1.1\r\n".to_vec();
         for (name, value) in &fields {
             head.extend_from_slice(name.as_bytes());
