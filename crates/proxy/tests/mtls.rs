@@ -123,20 +123,7 @@ fn client_sidecar(server: SocketAddr, tls: ClusterTls, protocol: UpstreamProtoco
 
 /// A TCP relay to `to` that counts the connections it carried.
 async fn counting_relay(to: SocketAddr) -> (SocketAddr, Arc<AtomicUsize>) {
-    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut down, _)) = socket.accept().await {
-            c.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut up) = TcpStream::connect(to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                }
-            });
-        }
-    });
+    let (addr, count, _) = cutting_relay(to).await;
     (addr, count)
 }
 
