@@ -264,6 +264,15 @@ async fn unusable_tls_files_reject_the_config_and_the_last_one_keeps_serving() {
 /// A TLS client that offers no ALPN (as `openssl s_client` or an nginx upstream), with the
 /// productpage certificate; the server's DNS name is checked the usual way.
 async fn tls_without_alpn(pki: &Pki, addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
+    tls_client(pki, addr, &[]).await
+}
+
+/// A TLS connection to `addr` as productpage, offering `alpn`.
+async fn tls_client(
+    pki: &Pki,
+    addr: SocketAddr,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     let mut roots = rustls::RootCertStore::empty();
@@ -282,6 +291,8 @@ async fn tls_without_alpn(pki: &Pki, addr: SocketAddr) -> tokio_rustls::client::
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .unwrap();
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("reviews.default.svc").unwrap();
     tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
@@ -419,4 +430,63 @@ async fn a_pooled_tls_connection_the_server_closed_is_not_used_again() {
     let r = send(Proto::H1, client_addr, "GET", "reviews", "/reviews/1", &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(carried.load(Ordering::SeqCst), 2);
+}
+
+/// A backend that never answers: it says when a request head has come in, and when the
+/// connection it came on ends (the proxy gave up on the request).
+async fn silent_backend() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<&'static str>) {
+    let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = socket.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&chunk[..n]);
+                    if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let _ = tx.send("head");
+                        seen.clear();
+                    }
+                }
+                let _ = tx.send("closed");
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn a_tls_client_that_goes_away_cancels_its_request_upstream() {
+    let pki = Pki::new();
+    let (backend, mut events) = silent_backend().await;
+    let mut cfg = config(
+        "s1",
+        Direction::Inbound,
+        vec![vhost(&["*"], vec![route("r", vec![], to("inbound"))])],
+        vec![cluster_at("inbound", backend)],
+    );
+    cfg.listeners[0].tls = Some(pki.listener(PeerMode::Strict));
+    let (_server, server_addr) = start(cfg).await;
+    let mut tls = tls_client(&pki, server_addr, &[b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    tls.write_all(b"GET /hang HTTP/1.1\r\nHost: reviews\r\n\r\n")
+        .await
+        .unwrap();
+    let next = async |events: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>| {
+        tokio::time::timeout(std::time::Duration::from_secs(5), events.recv())
+            .await
+            .ok()
+            .flatten()
+    };
+    assert_eq!(next(&mut events).await, Some("head"));
+    // The client closes its connection while the request waits for the backend: the proxy
+    // notices and drops the upstream request (its connection), as over plain TCP.
+    drop(tls);
+    assert_eq!(next(&mut events).await, Some("closed"));
 }
