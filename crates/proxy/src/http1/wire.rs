@@ -128,9 +128,11 @@ impl Wire {
                 if tls.tcp.readable().await.is_err() {
                     return;
                 }
-                match tls.take_in() {
+                // The lock is let go before the match: an arm waits.
+                let incoming = take_in(&mut tls.lock(), &tls.tcp);
+                match incoming {
                     Ok(Incoming::Nothing) => {}
-                    Ok(Incoming::Data) => std::future::pending().await,
+                    Ok(Incoming::Data(_)) => std::future::pending().await,
                     Ok(Incoming::Closed) | Err(_) => return,
                 }
             },
@@ -146,7 +148,7 @@ impl Wire {
                 let mut probe = [0u8; 1];
                 matches!(io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
-            Wire::Tls(tls) => matches!(tls.take_in(), Ok(Incoming::Nothing)),
+            Wire::Tls(tls) => matches!(take_in(&mut tls.lock(), &tls.tcp), Ok(Incoming::Nothing)),
         }
     }
 }
@@ -181,8 +183,8 @@ fn forget_readable(io: &TcpStream) {
 enum Incoming {
     /// No data (maybe records without any, or nothing at all).
     Nothing,
-    /// Plaintext is waiting to be read.
-    Data,
+    /// This much plaintext is waiting to be read.
+    Data(usize),
     /// The peer closed the connection (with or without `close_notify`).
     Closed,
 }
@@ -195,41 +197,22 @@ impl TlsWire {
     fn poll_read(&self, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut tls = self.lock();
         loop {
-            let state = tls.process_new_packets().map_err(io::Error::other)?;
-            let ready = state.plaintext_bytes_to_read();
-            if ready > 0 {
-                let n = ready.min(buf.capacity() - buf.len()).max(1);
-                let at = buf.len();
-                buf.resize(at + n, 0);
-                let read = tls.reader().read(&mut buf[at..]);
-                buf.truncate(at + *read.as_ref().unwrap_or(&0));
-                return Poll::Ready(read);
-            }
-            if state.peer_has_closed() {
-                return Poll::Ready(Ok(0));
-            }
-            if tls.wants_write() {
-                // Something rustls owes the peer (an alert, a key update): sent when it can be.
-                let _ = write_tls(&mut tls, &self.tcp);
-            }
-            let mut from = TryRead {
-                tcp: &self.tcp,
-                short: false,
-            };
-            match tls.read_tls(&mut from) {
-                // The end without close_notify: the end too, as for plain TCP.
-                Ok(0) => return Poll::Ready(Ok(0)),
-                Ok(_) => {
-                    if from.short {
-                        forget_readable(&self.tcp);
-                    }
+            match take_in(&mut tls, &self.tcp)? {
+                Incoming::Data(ready) => {
+                    let n = ready.min(buf.capacity() - buf.len()).max(1);
+                    let at = buf.len();
+                    buf.resize(at + n, 0);
+                    let read = tls.reader().read(&mut buf[at..]);
+                    buf.truncate(at + *read.as_ref().unwrap_or(&0));
+                    return Poll::Ready(read);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The end, with or without close_notify, as for plain TCP.
+                Incoming::Closed => return Poll::Ready(Ok(0)),
+                Incoming::Nothing => {
                     drop(tls);
                     ready!(self.tcp.poll_read_ready(cx))?;
                     tls = self.lock();
                 }
-                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
@@ -260,27 +243,29 @@ impl TlsWire {
             }
         }
     }
+}
 
-    /// Reads the records the socket has, without waiting, and says what they brought.
-    fn take_in(&self) -> io::Result<Incoming> {
-        let mut tls = self.lock();
-        loop {
-            let state = tls.process_new_packets().map_err(io::Error::other)?;
-            if state.plaintext_bytes_to_read() > 0 {
-                return Ok(Incoming::Data);
-            }
-            if state.peer_has_closed() {
-                return Ok(Incoming::Closed);
-            }
-            match tls.read_tls(&mut TryRead {
-                tcp: &self.tcp,
-                short: false,
-            }) {
-                Ok(0) => return Ok(Incoming::Closed),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Incoming::Nothing),
-                Err(e) => return Err(e),
-            }
+/// Reads the records the socket has, without waiting, and says what they brought. What rustls
+/// owes the peer (an alert, a key update) is sent on the way when the socket takes it.
+fn take_in(tls: &mut rustls::Connection, tcp: &TcpStream) -> io::Result<Incoming> {
+    loop {
+        let state = tls.process_new_packets().map_err(io::Error::other)?;
+        match state.plaintext_bytes_to_read() {
+            0 if state.peer_has_closed() => return Ok(Incoming::Closed),
+            0 => {}
+            ready => return Ok(Incoming::Data(ready)),
+        }
+        if tls.wants_write() {
+            let _ = write_tls(tls, tcp);
+        }
+        let mut from = TryRead { tcp, short: false };
+        match tls.read_tls(&mut from) {
+            Ok(0) => return Ok(Incoming::Closed),
+            // A short read emptied the socket: its readiness is forgotten, as for plain TCP.
+            Ok(_) if from.short => forget_readable(tcp),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Incoming::Nothing),
+            Err(e) => return Err(e),
         }
     }
 }
