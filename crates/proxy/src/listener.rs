@@ -103,8 +103,8 @@ async fn serve(
         if !read_more(&wire, &mut inbound, &mut shutdown).await {
             return;
         }
-        let Some(stream) = wire.into_plain() else { return };
         if inbound.buf.first() == Some(&tls::HANDSHAKE_RECORD) {
+            let Some(stream) = wire.into_plain() else { return };
             let io = rewind::Rewind {
                 prefix: inbound.buf.freeze(),
                 io: stream,
@@ -115,22 +115,12 @@ async fn serve(
             // PeerAuthentication STRICT: a plaintext client gets its connection reset, as
             // Envoy's listener does when no filter chain matches.
             tracing::debug!(remote = %conn.remote, "plaintext connection to a STRICT mTLS listener reset");
-            let _ = stream.set_zero_linger();
+            if let Wire::Plain(stream) = &wire {
+                let _ = stream.set_zero_linger();
+            }
             return;
         }
-        return plain(inner, conn, Wire::Plain(stream), inbound, shutdown).await;
     }
-    plain(inner, conn, wire, inbound, shutdown).await;
-}
-
-/// Serves a plaintext connection: HTTP/1.1 unless its first bytes are the h2c preface.
-async fn plain(
-    inner: Arc<Inner>,
-    conn: Arc<ConnInfo>,
-    wire: Wire,
-    mut inbound: Inbound,
-    mut shutdown: watch::Receiver<bool>,
-) {
     // Usually one read: an HTTP/1.1 request's first byte already differs from the preface's.
     while inbound.buf.len() < PREFACE.len() && PREFACE.starts_with(&inbound.buf) {
         if !read_more(&wire, &mut inbound, &mut shutdown).await {
