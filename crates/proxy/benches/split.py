@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reads split.sh's runs and prints, per run, the proxy's CPU time per request (exact, from
-/proc) divided by the shares of its cpu-clock samples:
+/proc) and what its cpu-clock samples (one per 50 µs on the proxy's core) saw of it:
 
 - wake: inside `sock_def_readable`, i.e. the sending proxy's own system call delivering the
   data over loopback and waking the reader on the other core (the load generator or the
@@ -8,6 +8,9 @@
 - kernel: every other kernel sample of the proxy's processes (system calls, TCP, epoll, the
   scheduler).
 - user: the proxy's own code and its libraries.
+- unseen: the exact time minus all the sampled time. A sample that comes due while the virtual
+  CPU is stopped (a hypervisor exit, a host-side stall) is taken once when it runs again, so a
+  stall of any length counts as one period: this column is time the guest could not see.
 
 Samples of other tasks on the proxy's core (kdamond, kworkers) are counted apart ("others",
 in µs per request at the sampling period). Then the medians per candidate over the rounds.
@@ -62,8 +65,8 @@ def split(path):
 
 def main(d):
     rows = collections.defaultdict(list)
-    print(f"{'run':28} {'requests':>8} {'cpu µs/req':>10} {'wake':>6} {'kernel':>7} {'user':>6}"
-          f" {'others':>7} {'samples/req µs':>14}")
+    print(f"{'run (µs per request)':28} {'requests':>8} {'cpu':>6} {'wake':>6} {'kernel':>7}"
+          f" {'user':>6} {'unseen':>7} {'others':>7}")
     for script in sorted(glob.glob(os.path.join(d, "*.script.gz"))):
         name = os.path.basename(script)[: -len(".script.gz")]
         with open(os.path.join(d, name + ".json")) as f:
@@ -76,18 +79,17 @@ def main(d):
         if n == 0 or own == 0 or load.get("errors"):
             print(f"{name:28} invalid (requests {n}, errors {load.get('errors')})")
             continue
-        part = {k: cpu_us * c[k] / own for k in ("wake", "kernel", "user")}
-        others = c["others"] * PERIOD_US / n
-        print(f"{name:28} {n:8} {cpu_us:10.1f} {part['wake']:6.1f} {part['kernel']:7.1f}"
-              f" {part['user']:6.1f} {others:7.1f} {own * PERIOD_US / n:14.1f}")
+        part = {k: c[k] * PERIOD_US / n for k in ("wake", "kernel", "user", "others")}
+        unseen = cpu_us - own * PERIOD_US / n
+        print(f"{name:28} {n:8} {cpu_us:6.1f} {part['wake']:6.1f} {part['kernel']:7.1f}"
+              f" {part['user']:6.1f} {unseen:7.1f} {part['others']:7.1f}")
         who = name.split("-", 1)[1]
-        rows[who].append((cpu_us, part["wake"], part["kernel"], part["user"]))
+        rows[who].append((cpu_us, part["wake"], part["kernel"], part["user"], unseen))
     print("\nmedians over the rounds (µs per request):")
-    print(f"{'candidate':20} {'cpu':>6} {'wake':>6} {'kernel':>7} {'user':>6} {'cpu - wake':>10}")
-    for who, rs in rows.items():
-        m = [statistics.median(r[i] for r in rs) for i in range(4)]
-        rest = statistics.median(r[0] - r[1] for r in rs)
-        print(f"{who:20} {m[0]:6.1f} {m[1]:6.1f} {m[2]:7.1f} {m[3]:6.1f} {rest:10.1f}")
+    print(f"{'candidate':20} {'cpu':>6} {'wake':>6} {'kernel':>7} {'user':>6} {'unseen':>7}")
+    for who, rs in sorted(rows.items()):
+        m = [statistics.median(r[i] for r in rs) for i in range(5)]
+        print(f"{who:20} {m[0]:6.1f} {m[1]:6.1f} {m[2]:7.1f} {m[3]:6.1f} {m[4]:7.1f}")
 
 
 if __name__ == "__main__":
