@@ -39,3 +39,37 @@ start_backend() {
   }
   trap cleanup EXIT
 }
+
+# start_strait OUT BIN [ARG...]: the proxy BIN on CPU 1 with OUT/proxy.json, one worker thread,
+# access log off, listening on 19121 (pid in $sut), once its port accepts. `strait` needs its
+# `proxy` subcommand; the lean binaries (names starting with `strait-proxy` or `sp-`) are the
+# proxy alone.
+start_strait() {
+  local out=$1 bin=$2 sub=proxy
+  shift 2
+  case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
+  TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 1 "$bin" $sub --config "$out/proxy.json" \
+    --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log "$@" >"$out/strait.log" 2>&1 &
+  sut=$!
+  wait_port 19121
+}
+
+# start_nginx OUT / start_haproxy OUT: the yardstick on CPU 1 (pid in $sut), once its port
+# (19101 / 19111) accepts.
+start_nginx() {
+  taskset -c 1 nginx -c "$1/nginx/nginx.conf" -p "$1/nginx" >/dev/null 2>&1 &
+  sut=$!
+  wait_port 19101
+}
+start_haproxy() {
+  taskset -c 1 haproxy -f "$1/haproxy.cfg" >/dev/null 2>&1 &
+  sut=$!
+  wait_port 19111
+}
+
+# stop_sut: stops the proxy under test and waits for it to go.
+stop_sut() {
+  kill "$sut"
+  wait "$sut" 2>/dev/null || true
+  sut=
+}

@@ -56,25 +56,12 @@ measure() { # name pid port
 }
 
 for r in $(seq 1 "$rounds"); do
-  taskset -c 1 nginx -c "$out/nginx/nginx.conf" -p "$out/nginx" >/dev/null 2>&1 &
-  sut=$!
-  wait_port 19101
+  start_nginx "$out"
   measure "r$r nginx" "$sut" 19101
-  kill "$sut"
-  wait "$sut" 2>/dev/null || true
-  sut=
+  stop_sut
   for bin in "$@"; do
-    # `strait` needs its `proxy` subcommand; the lean `strait-proxy` binaries (any name starting
-    # with `sp-` or `strait-proxy`) are the proxy alone.
-    sub=proxy
-    case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
-    TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 1 "$bin" $sub --config "$out/proxy.json" \
-      --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log >"$out/strait.log" 2>&1 &
-    sut=$!
-    wait_port 19121
+    start_strait "$out" "$bin"
     measure "r$r $(basename "$bin")" "$sut" 19121
-    kill "$sut"
-    wait "$sut" 2>/dev/null || true
-    sut=
+    stop_sut
   done
 done

@@ -39,35 +39,19 @@ load() { # file port
     -z "$secs" --samples "$1" >/dev/null
 }
 
-stop() {
-  kill "$sut"
-  wait "$sut" 2>/dev/null || true
-  sut=
-}
-
 wait_port 19080
 for r in $(seq 1 "$rounds"); do
   load "$out/r$r-direct.txt" 19080
-  taskset -c 1 nginx -c "$out/nginx/nginx.conf" -p "$out/nginx" >/dev/null 2>&1 &
-  sut=$!
-  wait_port 19101
+  start_nginx "$out"
   load "$out/r$r-nginx.txt" 19101
-  stop
-  taskset -c 1 haproxy -f "$out/haproxy.cfg" >/dev/null 2>&1 &
-  sut=$!
-  wait_port 19111
+  stop_sut
+  start_haproxy "$out"
   load "$out/r$r-haproxy.txt" 19111
-  stop
+  stop_sut
   for bin in "$@"; do
-    sub=proxy
-    case "$(basename "$bin")" in strait-proxy* | sp-*) sub= ;; esac
-    TOKIO_WORKER_THREADS=1 RUST_LOG=warn taskset -c 1 "$bin" $sub --config "$out/proxy.json" \
-      --address 127.0.0.1 --admin 127.0.0.1:19000 --no-access-log --concurrency 1 \
-      >"$out/strait.log" 2>&1 &
-    sut=$!
-    wait_port 19121
+    start_strait "$out" "$bin" --concurrency 1
     load "$out/r$r-$(basename "$bin").txt" 19121
-    stop
+    stop_sut
   done
   echo "round $r done" >&2
 done
