@@ -4,7 +4,7 @@
 
 # moved_configs OUT: writes OUT/nginx/nginx.conf, OUT/haproxy.cfg and OUT/proxy.json from
 # target/bench (written by `bench/run`), listening on 19101 (nginx), 19111 (HAProxy) and 19121
-# (strait), all with the backend on 19080.
+# (strait), all with the backend on 19080, and OUT/haproxy-tcp.cfg (19131).
 moved_configs() {
   local out=$1
   mkdir -p "$out/nginx"
@@ -14,6 +14,10 @@ moved_configs() {
     target/bench/haproxy/haproxy.cfg >"$out/haproxy.cfg"
   sed -e 's/127.0.0.1:18121/127.0.0.1:19121/' -e 's/127.0.0.1:18080/127.0.0.1:19080/' \
     target/bench/strait/proxy.json >"$out/proxy.json"
+  # The floor of a one-hop proxy: HAProxy relaying bytes (`mode tcp`, one upstream connection per
+  # client connection, no HTTP parsed), on 19131.
+  sed -e 's/mode http/mode tcp/' -e '/http-reuse/d' -e 's/127.0.0.1:19111/127.0.0.1:19131/' \
+    "$out/haproxy.cfg" >"$out/haproxy-tcp.cfg"
 }
 
 # wait_port PORT: until 127.0.0.1:PORT accepts (10 s at most).

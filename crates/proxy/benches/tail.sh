@@ -7,6 +7,7 @@
 # with ports moved to 19xxx. Load generator and backend on CPU 0, proxy on CPU 1, as the harness.
 # KDAMOND=move keeps the kernel's DAMON sampler (kdamond) on CPU 0 for the run and gives it its
 # CPUs back at the end, as `bench-runner --move-kdamond` (crates/bench/src/kthreads.rs says why).
+# FLOOR=1 adds `haproxy-tcp`: HAProxy relaying bytes without parsing HTTP, the floor of a hop.
 #
 #   crates/proxy/benches/tail.sh ROUNDS SECONDS STRAIT_BINARY...
 set -euo pipefail
@@ -48,6 +49,13 @@ for r in $(seq 1 "$rounds"); do
   start_haproxy "$out"
   load "$out/r$r-haproxy.txt" 19111
   stop_sut
+  if [ "${FLOOR:-0}" = 1 ]; then
+    taskset -c 1 haproxy -f "$out/haproxy-tcp.cfg" >/dev/null 2>&1 &
+    sut=$!
+    wait_port 19131
+    load "$out/r$r-haproxy-tcp.txt" 19131
+    stop_sut
+  fi
   for bin in "$@"; do
     start_strait "$out" "$bin" --concurrency 1
     load "$out/r$r-$(basename "$bin").txt" 19121
