@@ -3,7 +3,8 @@
 # alternation, each sampled on its core by `perf record -e cpu-clock -g -C 1` for the length of
 # one `bench-load -q 1000 -c 16` run, with the exact CPU time of its processes from /proc.
 # `split.py $OUT` then divides each run's CPU per request into the kernel's wake-ups of the
-# other core's tasks, the rest of the kernel, and user space. Uses the harness's generated
+# other core's tasks, the rest of the kernel, user space, and the time no sample saw (the
+# virtual CPU stopped by the hypervisor). Uses the harness's generated
 # configs (target/bench, from `bench/run`) with ports moved to 19xxx; load generator and
 # backend on CPU 0, proxy on CPU 1, as the harness.
 #
